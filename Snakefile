@@ -1,0 +1,15 @@
+# seqnn-workflow: sequence-to-coverage models of the Basenji / Enformer / Borzoi family.
+# Usage: snakemake --cores all   (config/config.yaml: the embedded demo)
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        data_outputs(),
+    default_target: True

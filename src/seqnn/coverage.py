@@ -1,0 +1,300 @@
+"""Coverage tracks: read bigWig / BAM values per sequence, transform to binned targets and back.
+
+The transform follows baskerville's current one (hound_data_read): base-level values ->
+crop -> scale -> pool per bin by `sum_stat` (with the sqrt / exp75 power of the *_sqrt and
+*_exp75 stats) -> soft clip above `clip_soft` -> hard clip at `clip`, in float16 range.
+`untransform` inverts every step but the hard clip, giving the pooled statistic in the input's
+units (e.g. the sum of base values in the bin for `sum`, their mean for `mean`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from seqnn import SeqnnError
+
+POOLS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
+POWERS = {"sqrt": 0.5, "exp75": 0.75}
+SUM_STATS = sorted(
+    [*POOLS, "avg"] + [f"{p}_{w}" for p in ("sum", "mean", "avg") for w in POWERS]
+)
+F16_MAX = float(np.finfo(np.float16).max)
+CHUNK_BP = 4_000_000  # bases read from a track at once
+
+
+def _parse_stat(sum_stat: str) -> tuple[str, float | None]:
+    """Pooling function name and power of a sum_stat (e.g. 'sum_sqrt' -> ('sum', 0.5))."""
+    if sum_stat not in SUM_STATS:
+        raise SeqnnError(f"sum_stat {sum_stat!r} is unknown; use one of {', '.join(SUM_STATS)}")
+    pool, _, power = sum_stat.partition("_")
+    return ("mean" if pool == "avg" else pool), POWERS.get(power)
+
+
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def transform(
+    values: np.ndarray,
+    pool_width: int,
+    sum_stat: str = "sum",
+    scale: float = 1.0,
+    clip_soft: float | None = None,
+    clip: float | None = None,
+    crop_bp: int = 0,
+) -> np.ndarray:
+    """Binned targets float32 [n, target_length] of base-level values [n, seq_length]."""
+    pool, power = _parse_stat(sum_stat)
+    values = np.asarray(values, dtype=np.float32)
+    if crop_bp:
+        values = values[:, crop_bp : values.shape[1] - crop_bp]
+    n, length = values.shape
+    binned = POOLS[pool](values.reshape(n, length // pool_width, pool_width) * scale, axis=2)
+    binned = binned.astype(np.float32)
+    if power is not None:
+        binned = (1 + binned) ** power - 1
+    if _given(clip_soft):
+        over = binned > clip_soft
+        binned[over] = clip_soft - 1 + np.sqrt(binned[over] - clip_soft + 1)
+    if _given(clip):
+        binned = np.clip(binned, -clip, clip)
+    return np.clip(binned, -F16_MAX, F16_MAX)
+
+
+def untransform(
+    targets: np.ndarray,
+    sum_stat: str = "sum",
+    scale: float = 1.0,
+    clip_soft: float | None = None,
+) -> np.ndarray:
+    """Invert `transform` (all but the hard clip): pooled statistic in the input's units."""
+    _, power = _parse_stat(sum_stat)
+    y = np.array(targets, dtype=np.float32)
+    if _given(clip_soft):
+        over = y > clip_soft
+        y[over] = (y[over] - clip_soft + 1) ** 2 + clip_soft - 1
+    if power is not None:
+        y = (1 + y) ** (1 / power) - 1
+    return y / scale
+
+
+class BigWigTrack:
+    """Base-level values of a bigWig (NaN where it has no data)."""
+
+    def __init__(self, path: str):
+        import pyBigWig
+
+        try:
+            self.bw = pyBigWig.open(path)
+        except RuntimeError:
+            self.bw = None
+        if not self.bw or not self.bw.isBigWig():
+            raise SeqnnError(f"{path}: cannot open as bigWig; check the path and the file format")
+        self.path = path
+        self.chroms = self.bw.chroms()
+        header = self.bw.header()
+        self.has_nan = math.isnan(header["sumData"]) or math.isnan(header["maxVal"])
+        self.min_value = header["minVal"] if header["nBasesCovered"] else 0.0
+
+    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+        return self.bw.values(chrom, start, end, numpy=True).astype(np.float32, copy=False)
+
+
+class BamTrack:
+    """Read coverage or 5' end counts of a BAM, optionally of one transcript strand."""
+
+    def __init__(self, path: str, strand: str | None = None, count: str = "read",
+                 min_mapq: int = 0, reverse_strand: bool = False):
+        import pysam
+
+        try:
+            self.bam = pysam.AlignmentFile(path, "rb")
+            self.bam.check_index()
+        except (OSError, ValueError) as e:
+            raise SeqnnError(f"{path}: cannot read as an indexed BAM ({e}); run samtools index") from e
+        self.path, self.strand, self.count = path, strand, count
+        self.min_mapq, self.reverse_strand = min_mapq, reverse_strand
+        self.chroms = dict(zip(self.bam.references, self.bam.lengths, strict=True))
+        self.has_nan, self.min_value = False, 0.0
+
+    def _on_strand(self, read) -> bool:
+        if self.strand not in ("+", "-"):
+            return True
+        forward = read.is_reverse == (read.is_read2 != self.reverse_strand)
+        return forward == (self.strand == "+")
+
+    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+        pos, weight = [], []
+        for read in self.bam.fetch(chrom, start, end):
+            if (read.is_unmapped or read.is_secondary or read.is_supplementary or read.is_duplicate
+                    or read.is_qcfail or read.mapping_quality < self.min_mapq
+                    or not self._on_strand(read)):
+                continue
+            if self.count == "5p":
+                pos.append(read.reference_end - 1 if read.is_reverse else read.reference_start)
+                weight.append(1)
+            else:
+                for a, b in read.get_blocks():
+                    pos += (a, b)
+                    weight += (1, -1)
+        pos = np.asarray(pos, dtype=np.int64) - start
+        weight = np.asarray(weight, dtype=np.int64)
+        if self.count == "5p":
+            inside = (pos >= 0) & (pos < end - start)
+            return np.bincount(pos[inside], weight[inside], end - start).astype(np.float32)
+        diff = np.bincount(np.clip(pos, 0, end - start), weight, end - start + 1)
+        return np.cumsum(diff[:-1]).astype(np.float32)
+
+
+def open_track(path: str, bam_strand: str | None = None, **bam_options):
+    """A bigWig or BAM track reader chosen by file extension."""
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise SeqnnError(f"{path}: track file is missing or unreadable; fix its path in the sheet")
+    if path.lower().endswith(".bam"):
+        return BamTrack(path, strand=bam_strand, **bam_options)
+    return BigWigTrack(path)
+
+
+def check_track(track, sizes: dict[str, int], aliases: dict[str, str] | None = None,
+                negative: str = "error") -> None:
+    """Fail with one line when a track's chromosomes, lengths or values do not fit the genome."""
+    aliases = aliases or {}
+    for chrom, length in sizes.items():
+        name = aliases.get(chrom, chrom)
+        if name not in track.chroms:
+            alt = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
+            hint = (f"add `chrom_aliases: {{{chrom}: {alt}}}` (and the others) under genome"
+                    if alt in track.chroms else "restrict genome.chroms or fix the track")
+            raise SeqnnError(
+                f"{track.path}: no chromosome {name!r} of the genome "
+                f"(it has {', '.join(list(track.chroms)[:4])}…); {hint}"
+            )
+        if track.chroms[name] != length:
+            raise SeqnnError(
+                f"{track.path}: chromosome {name} is {track.chroms[name]:,} bp but "
+                f"{length:,} bp in the FASTA; use a track made on the same assembly"
+            )
+    if track.has_nan:
+        raise SeqnnError(f"{track.path}: the track stores NaN values; remove them from the file")
+    if track.min_value < 0 and negative == "error":
+        raise SeqnnError(
+            f"{track.path}: negative values (min {track.min_value:g}); coverage must be >= 0 "
+            "for count losses: fix the track or set data.negative: clip"
+        )
+
+
+def _mask_blocks(masks: pd.DataFrame | None, chrom: str, lo: int, hi: int) -> np.ndarray | None:
+    """Boolean [hi - lo] of the masked bases of chrom:lo-hi, or None when none are."""
+    if masks is None or masks.empty:
+        return None
+    reg = masks[(masks.chrom == chrom) & (masks.end > lo) & (masks.start < hi)]
+    if reg.empty:
+        return None
+    diff = np.zeros(hi - lo + 1, dtype=np.int32)
+    np.add.at(diff, np.clip(reg.start.to_numpy() - lo, 0, hi - lo), 1)
+    np.add.at(diff, np.clip(reg.end.to_numpy() - lo, 0, hi - lo), -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
+def sequence_values(
+    track,
+    seqs: pd.DataFrame,
+    aliases: dict[str, str] | None = None,
+    nan_value: float | str = 0.0,
+    masks: pd.DataFrame | None = None,
+    negative: str = "error",
+):
+    """Yield (row indices, base values float32 [n, seq_length]) over `seqs`, chunk by chunk.
+
+    NaN becomes `nan_value` (a number, or "baseline": the sequence's median); masked bases
+    (blacklist / unmappable) are clipped to that baseline, as Basenji does.
+    """
+    aliases = aliases or {}
+    seq_length = int((seqs.end - seqs.start).iloc[0])
+    for chrom, rows in seqs.groupby("chrom", sort=False).indices.items():
+        rows = rows[np.argsort(seqs.start.to_numpy()[rows], kind="stable")]
+        starts = seqs.start.to_numpy()[rows]
+        chunk_id = (starts - starts[0]) // max(CHUNK_BP - seq_length, seq_length)
+        for c in np.unique(chunk_id):
+            sel = chunk_id == c
+            lo, hi = int(starts[sel][0]), int(starts[sel][-1]) + seq_length
+            block = track.values(aliases.get(chrom, chrom), lo, hi)
+            index = (starts[sel] - lo)[:, None] + np.arange(seq_length)
+            values = block[index]
+            need_baseline = nan_value == "baseline" or masks is not None
+            baseline = np.nanmedian(values, axis=1, keepdims=True) if need_baseline else None
+            if baseline is not None:
+                baseline = np.nan_to_num(baseline)
+            fill = baseline if nan_value == "baseline" else np.float32(nan_value)
+            values = np.where(np.isnan(values), fill, values)
+            mask = _mask_blocks(masks, chrom, lo, hi)
+            if mask is not None:
+                values = np.where(mask[index], np.minimum(values, baseline), values)
+            if negative == "clip":
+                np.maximum(values, 0, out=values)
+            yield rows[sel], values
+
+
+def compute_targets(track, seqs: pd.DataFrame, row: dict, pool_width: int, crop_bp: int = 0,
+                    **read_options) -> np.ndarray:
+    """Transformed targets float16 [num_seqs, target_length] of one track-sheet row."""
+    seq_length = int((seqs.end - seqs.start).iloc[0])
+    out = np.zeros((len(seqs), (seq_length - 2 * crop_bp) // pool_width), dtype=np.float16)
+    for rows, values in sequence_values(track, seqs, **read_options):
+        out[rows] = transform(
+            values, pool_width, row["sum_stat"], row["scale"], row.get("clip_soft"),
+            row.get("clip"), crop_bp,
+        )
+    return out
+
+
+def write_targets(path: str, targets: np.ndarray, attrs: dict) -> None:
+    """Write targets to h5 dataset `targets` (atomically, without timestamps)."""
+    from seqnn.io import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("targets", data=targets, track_times=False)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def read_targets(path: str, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["targets"][rows]
+
+
+def write_coverage(
+    row: dict,
+    sequences_bed: str,
+    out: str,
+    sizes: dict[str, int],
+    pool_width: int,
+    crop_bp: int = 0,
+    chrom_aliases: dict[str, str] | None = None,
+    nan_value: float | str = 0.0,
+    negative: str = "error",
+    blacklist: str | None = None,
+    unmappable: str | None = None,
+    bam: dict | None = None,
+) -> np.ndarray:
+    """coverage/{track}.h5: the track's targets for every sequence of sequences.bed."""
+    from seqnn.genome import read_bed, read_labelled_bed
+
+    seqs = read_labelled_bed(sequences_bed)
+    track = open_track(row["file"], row.get("bam_strand") or None, **(bam or {}))
+    used = {c: sizes[c] for c in seqs.chrom.unique()}
+    check_track(track, used, chrom_aliases, negative)
+    masks = pd.concat([read_bed(blacklist), read_bed(unmappable)], ignore_index=True)
+    targets = compute_targets(
+        track, seqs, row, pool_width, crop_bp, aliases=chrom_aliases, nan_value=nan_value,
+        masks=None if masks.empty else masks, negative=negative,
+    )
+    attrs = {k: str(row.get(k)) for k in ("identifier", "file", "sum_stat", "scale", "clip",
+                                          "clip_soft")}
+    write_targets(out, targets, attrs)
+    return targets

@@ -1,0 +1,73 @@
+"""The track sheet (Basenji targets.txt): read, check and write.
+
+Columns: identifier, file, clip, clip_soft, scale, sum_stat, strand_pair, description, and
+optionally bam_strand (+/-, for one transcript strand of a BAM). Basenji writes an unnamed
+index column first; sheets with or without it are read alike, and rows are indexed 0..T-1.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from seqnn import SeqnnError
+from seqnn.coverage import SUM_STATS
+
+COLUMNS = ["identifier", "file", "clip", "clip_soft", "scale", "sum_stat", "strand_pair",
+           "description"]
+DEFAULTS = {"clip": None, "clip_soft": None, "scale": 1.0, "sum_stat": "sum", "description": ""}
+
+
+def read_sheet(path: str) -> pd.DataFrame:
+    """The sheet as a DataFrame indexed 0..T-1, with defaults filled in and checked."""
+    try:
+        df = pd.read_csv(path, sep="\t", dtype={"identifier": str, "file": str}, comment=None)
+    except (OSError, ValueError) as e:
+        raise SeqnnError(f"{path}: cannot read the track sheet ({e}); give a tab-separated file") from e
+    first = df.columns[0]
+    if first.startswith("Unnamed") or first in ("", "index"):
+        df = df.drop(columns=first)
+    for col in ("identifier", "file"):
+        if col not in df.columns:
+            raise SeqnnError(f"{path}: no {col!r} column; a sheet has the columns "
+                             f"{', '.join(COLUMNS)} (tab-separated)")
+    for col, value in DEFAULTS.items():
+        if col not in df.columns:
+            df[col] = value
+    if "strand_pair" not in df.columns:
+        df["strand_pair"] = range(len(df))
+    df = df.reset_index(drop=True)
+    check_sheet(df, path)
+    return df
+
+
+def check_sheet(df: pd.DataFrame, path: str) -> None:
+    """One clear line for each kind of mistake a sheet can hold."""
+    if df.empty:
+        raise SeqnnError(f"{path}: the track sheet has no row; add one row per track")
+    dup = df.identifier[df.identifier.duplicated()].unique()
+    if len(dup):
+        raise SeqnnError(f"{path}: duplicate identifier(s) {', '.join(dup)}; make each unique")
+    bad = sorted(set(df.sum_stat) - set(SUM_STATS))
+    if bad:
+        raise SeqnnError(f"{path}: unknown sum_stat {', '.join(bad)}; use one of "
+                         f"{', '.join(SUM_STATS)}")
+    pair = pd.to_numeric(df.strand_pair, errors="coerce")
+    n = len(df)
+    for i, p in enumerate(pair):
+        if pd.isna(p) or p != int(p) or not 0 <= p < n:
+            raise SeqnnError(f"{path}: row {i} ({df.identifier[i]}) strand_pair {df.strand_pair[i]} "
+                             f"is not a row index 0..{n - 1}; give its pair's row (its own if unstranded)")
+        if pair[int(p)] != i:
+            raise SeqnnError(f"{path}: strand_pair is not symmetric: row {i} ({df.identifier[i]}) "
+                             f"points to row {int(p)}, which points to {pair[int(p)]:g}; pair them both ways")
+    if (pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0).any():
+        raise SeqnnError(f"{path}: scale must be a positive number in every row")
+    df["strand_pair"] = pair.astype(int)
+
+
+def write_sheet(df: pd.DataFrame, path: str) -> None:
+    """Write in Basenji's layout (index column first) atomically."""
+    from seqnn.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=True)

@@ -1,0 +1,13 @@
+import os
+
+from seqnn.genome import read_labelled_bed
+from seqnn.log import logged
+from seqnn.records import write_split
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    out_dir = os.path.dirname(sm.output[0])
+    write_split(
+        sm.input.fasta, sm.input.fai, read_labelled_bed(sm.input.sequences), sm.input.coverage,
+        out_dir, sm.wildcards.label, sm.params.seqs_per_tfr, index=sm.output[0],
+    )
