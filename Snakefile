@@ -13,3 +13,8 @@ rule all:
     input:
         data_outputs(),
     default_target: True
+
+
+rule data:
+    input:
+        data_outputs(),

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from seqnn import SeqnnError
 from seqnn.config import check_data
+from seqnn.fetch import is_url
 from seqnn.genome import fold_labels
 from seqnn.targets import read_sheet
 
@@ -15,29 +16,58 @@ def fail(message):
     raise WorkflowError(message)
 
 
+CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
+
 validate(config, "../schemas/config.schema.yaml")
 try:
-    check_data(config["data"], "config.yaml")
+    check_data(config["data"], CONFIG_NAME)
     SHEET = read_sheet(config["targets"])
 except SeqnnError as e:
     fail(str(e))
 validate(SHEET, "../schemas/targets.schema.yaml")
 
 DATA = config["data"]
+DATA.setdefault("stride_test", DATA["seq_length"])  # as Basenji: test windows do not overlap
 GENOME = config["genome"]
 LABELS = fold_labels(DATA["folds"])
 TRACKS = list(SHEET.identifier)
 DEMO_DIR = "resources/demo"
 
 
+DOWNLOADS = "resources/downloads"
+
+
+def local(path):
+    """Where an input lives here: URLs are fetched into resources/downloads/ by `download`."""
+    return f"{DOWNLOADS}/{os.path.basename(path.split('?')[0])}" if is_url(path) else path
+
+
+# URL -> sha256 (or None) of every input given by URL
+URLS = {GENOME["fasta"]: GENOME.get("fasta_sha256")} if is_url(GENOME["fasta"]) else {}
+for _row in SHEET.to_dict("records"):
+    if is_url(_row["file"]):
+        URLS[_row["file"]] = _row.get("sha256") if isinstance(_row.get("sha256"), str) else None
+DOWNLOAD_URLS = {os.path.basename(local(u)): u for u in URLS}
+FASTA = local(GENOME["fasta"])
+
+
 def generated(path):
     """Whether a rule of this workflow makes `path` (so it need not exist yet)."""
+    if is_url(path):
+        return True
     return config.get("demo", False) and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
 
 
-for _path in [GENOME["fasta"], *SHEET.file]:
-    if not generated(_path) and not os.path.isfile(_path):
-        fail(f"{_path}: file not found (from {config['targets']} or genome.fasta); fix the path")
+for _what, _path, _fix in [
+    ("genome.fasta", GENOME["fasta"], f"fix genome.fasta in {CONFIG_NAME}"),
+    *(
+        (f"track {i}", p, f"fix its file in {config['targets']}")
+        for i, p in zip(SHEET.identifier, SHEET.file)
+    ),
+]:
+    if not generated(_path) and not (os.path.isfile(_path) and os.access(_path, os.R_OK)):
+        _rel = "" if os.path.isabs(_path) else f" (relative to {os.getcwd()})"
+        fail(f"{_path}: {_what} file not found or unreadable{_rel}; {_fix}")
 for _key in ("gaps", "blacklist", "unmappable"):
     if GENOME.get(_key) and not os.path.isfile(GENOME[_key]):
         fail(f"{GENOME[_key]}: genome.{_key} file not found; fix the path or set it to null")
@@ -48,7 +78,7 @@ def track_row(wildcards):
 
 
 def track_file(wildcards):
-    return track_row(wildcards)["file"]
+    return local(track_row(wildcards)["file"])
 
 
 def optional(path):

@@ -21,13 +21,34 @@ rule demo:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/demo.py"
 
 
+rule download:
+    output:
+        f"{DOWNLOADS}/{{name}}",
+    params:
+        url=lambda wc: DOWNLOAD_URLS[wc.name],
+        sha256=lambda wc: URLS[DOWNLOAD_URLS[wc.name]],
+    log:
+        "results/logs/download/{name}.log",
+    benchmark:
+        "results/benchmarks/download/{name}.tsv"
+    resources:
+        mem_mb=500,
+        runtime=120,
+    conda:
+        "../envs/seqnn.yaml"
+    script:
+        "../scripts/download.py"
+
+
 rule faidx:
     input:
-        GENOME["fasta"],
+        FASTA,
     output:
         "results/data/genome.fa.fai",
     log:
@@ -37,13 +58,15 @@ rule faidx:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/faidx.py"
 
 
 rule contigs:
     input:
-        fasta=GENOME["fasta"],
+        fasta=FASTA,
         fai="results/data/genome.fa.fai",
         gaps=optional(GENOME.get("gaps")),
     output:
@@ -58,6 +81,8 @@ rule contigs:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/contigs.py"
 
@@ -65,7 +90,7 @@ rule contigs:
 rule sequences:
     input:
         contigs="results/data/contigs.bed",
-        fasta=GENOME["fasta"],
+        fasta=FASTA,
         fai="results/data/genome.fa.fai",
         unmappable=optional(GENOME.get("unmappable")),
     output:
@@ -79,6 +104,8 @@ rule sequences:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/sequences.py"
 
@@ -86,7 +113,7 @@ rule sequences:
 rule coverage:
     input:
         sequences="results/data/sequences.bed",
-        fasta=GENOME["fasta"],
+        fasta=FASTA,
         fai="results/data/genome.fa.fai",
         track=track_file,
         blacklist=optional(GENOME.get("blacklist")),
@@ -105,6 +132,8 @@ rule coverage:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/coverage.py"
 
@@ -112,7 +141,7 @@ rule coverage:
 rule tfrecords:
     input:
         sequences="results/data/sequences.bed",
-        fasta=GENOME["fasta"],
+        fasta=FASTA,
         fai="results/data/genome.fa.fai",
         coverage=expand("results/data/coverage/{track}.h5", track=TRACKS),
     output:
@@ -126,6 +155,8 @@ rule tfrecords:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/tfrecords.py"
 
@@ -147,5 +178,7 @@ rule statistics:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/seqnn.yaml"
     script:
         "../scripts/statistics.py"
