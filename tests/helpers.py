@@ -6,17 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 YEAST = REPO.parent / "shared" / "data" / "yeast"
-
-
-@pytest.fixture(scope="session")
-def yeast_dir():
-    if not (YEAST / "yeast_II_IV_XVI.fa").is_file():
-        pytest.skip(f"real yeast data not found at {YEAST} (it lives beside the project)")
-    return YEAST
 
 
 def run_snakemake(workdir, *args, check=True):

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
+from helpers import REPO, run_snakemake
 
 from seqnn import coverage, demo, dna
 from seqnn.genome import read_labelled_bed
-
-from helpers import REPO, run_snakemake, yeast_dir  # noqa: F401
 
 pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("workflow")]
 
@@ -49,7 +48,8 @@ def test_demo_statistics_and_folds(demo_run):
     # windows of different folds never overlap
     for _, s in seqs.groupby("chrom"):
         s = s.sort_values("start")
-        clash = (s.start.values[1:] < s.end.values[:-1]) & (s.label.values[1:] != s.label.values[:-1])
+        overlap = s.start.values[1:] < s.end.values[:-1]
+        clash = overlap & (s.label.values[1:] != s.label.values[:-1])
         assert not clash.any()
     # every fold totals within one longest contig of the others
     size = (contigs.end - contigs.start).groupby(contigs.label).sum()
@@ -73,7 +73,8 @@ def test_demo_records_equal_bigwig_transform(demo_run):
     chroms = {r.split("\n", 1)[0]: r.split("\n", 1)[1].replace("\n", "") for r in fa}
     for i in (0, len(fold1) // 2, len(fold1) - 1):
         row = fold1.iloc[i]
-        np.testing.assert_array_equal(x[i], dna.one_hot(dna.encode(chroms[row.chrom][row.start:row.end])))
+        seq = chroms[row.chrom][row.start : row.end]
+        np.testing.assert_array_equal(x[i], dna.one_hot(dna.encode(seq)))
         for t, track in enumerate(sheet.itertuples()):
             with pyBigWig.open(str(demo_run / track.file)) as bw:
                 base = np.nan_to_num(bw.values(row.chrom, int(row.start), int(row.end)))

@@ -17,6 +17,11 @@ def check_data(data: dict, where: str = "config") -> None:
     if crop % pool:
         raise SeqnnError(f"{where}: data.crop_bp {crop} is not divisible by data.pool_width "
                          f"{pool}; crop whole bins")
+    brk = data.get("break_length")
+    if brk and brk < seq_length:
+        raise SeqnnError(f"{where}: data.break_length {brk} is shorter than data.seq_length "
+                         f"{seq_length}, so every contig piece would be dropped; raise it or set "
+                         "it to null")
     if data.get("folds", 8) in (1, 2):
         raise SeqnnError(f"{where}: data.folds must be 0 (train/valid/test split) or at least 3 "
                          "(test, valid and train folds)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 
 import h5py
 import numpy as np
@@ -25,6 +26,7 @@ SUM_STATS = sorted(
 )
 F16_MAX = float(np.finfo(np.float16).max)
 CHUNK_BP = 4_000_000  # bases read from a track at once
+BIGWIG_MAGIC = 0x888FFC26
 
 
 def _parse_stat(sum_stat: str) -> tuple[str, float | None]:
@@ -83,6 +85,18 @@ def untransform(
     return y / scale
 
 
+def _bigwig_summary(path: str) -> tuple[int, float, float, float]:
+    """Bases covered, min, max and sum of a bigWig's whole-file summary (zeros if it has none)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        order = "<" if struct.unpack("<I", head[:4])[0] == BIGWIG_MAGIC else ">"
+        offset = struct.unpack(order + "IHHQQQHHQQIQ", head)[9]
+        if not offset:
+            return 0, 0.0, 0.0, 0.0
+        f.seek(offset)
+        return struct.unpack(order + "Qddd", f.read(32))
+
+
 class BigWigTrack:
     """Base-level values of a bigWig (NaN where it has no data)."""
 
@@ -97,9 +111,11 @@ class BigWigTrack:
             raise SeqnnError(f"{path}: cannot open as bigWig; check the path and the file format")
         self.path = path
         self.chroms = self.bw.chroms()
-        header = self.bw.header()
-        self.has_nan = math.isnan(header["sumData"]) or math.isnan(header["maxVal"])
-        self.min_value = header["minVal"] if header["nBasesCovered"] else 0.0
+        # pyBigWig's header() rounds minVal to an integer and crashes on NaN: read it here.
+        covered, self.min_value, max_value, total = _bigwig_summary(path)
+        self.has_nan = math.isnan(total) or math.isnan(max_value)
+        if not covered:
+            self.min_value = 0.0
 
     def values(self, chrom: str, start: int, end: int) -> np.ndarray:
         return self.bw.values(chrom, start, end, numpy=True).astype(np.float32, copy=False)
@@ -116,7 +132,8 @@ class BamTrack:
             self.bam = pysam.AlignmentFile(path, "rb")
             self.bam.check_index()
         except (OSError, ValueError) as e:
-            raise SeqnnError(f"{path}: cannot read as an indexed BAM ({e}); run samtools index") from e
+            raise SeqnnError(f"{path}: cannot read as an indexed BAM ({e}); "
+                             "run samtools index") from e
         self.path, self.strand, self.count = path, strand, count
         self.min_mapq, self.reverse_strand = min_mapq, reverse_strand
         self.chroms = dict(zip(self.bam.references, self.bam.lengths, strict=True))
@@ -164,23 +181,27 @@ def check_track(track, sizes: dict[str, int], aliases: dict[str, str] | None = N
                 negative: str = "error") -> None:
     """Fail with one line when a track's chromosomes, lengths or values do not fit the genome."""
     aliases = aliases or {}
+    names = {chrom: aliases.get(chrom, chrom) for chrom in sizes}
+    missing = [chrom for chrom, name in names.items() if name not in track.chroms]
+    if missing:
+        alt = {c: c[3:] if c.startswith("chr") else f"chr{c}" for c in missing}
+        pairs = ", ".join(f"{c}: {a}" for c, a in alt.items())
+        hint = (f"set genome.chrom_aliases: {{{pairs}}}" if all(a in track.chroms for a in
+                alt.values()) else "map FASTA names to the track's in genome.chrom_aliases, "
+                "restrict genome.chroms or fix the track")
+        has = ", ".join(list(track.chroms)[:4]) + ("…" if len(track.chroms) > 4 else "")
+        raise SeqnnError(f"{track.path}: no chromosome {', '.join(names[c] for c in missing)} "
+                         f"of the FASTA (it has {has}); {hint}")
     for chrom, length in sizes.items():
-        name = aliases.get(chrom, chrom)
-        if name not in track.chroms:
-            alt = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
-            hint = (f"add `chrom_aliases: {{{chrom}: {alt}}}` (and the others) under genome"
-                    if alt in track.chroms else "restrict genome.chroms or fix the track")
-            raise SeqnnError(
-                f"{track.path}: no chromosome {name!r} of the genome "
-                f"(it has {', '.join(list(track.chroms)[:4])}…); {hint}"
-            )
+        name = names[chrom]
         if track.chroms[name] != length:
             raise SeqnnError(
                 f"{track.path}: chromosome {name} is {track.chroms[name]:,} bp but "
                 f"{length:,} bp in the FASTA; use a track made on the same assembly"
             )
     if track.has_nan:
-        raise SeqnnError(f"{track.path}: the track stores NaN values; remove them from the file")
+        raise SeqnnError(f"{track.path}: the track stores NaN values; remove those intervals from "
+                         "the file (bases left out of a bigWig read as data.nan_value)")
     if track.min_value < 0 and negative == "error":
         raise SeqnnError(
             f"{track.path}: negative values (min {track.min_value:g}); coverage must be >= 0 "

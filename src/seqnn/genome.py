@@ -20,7 +20,8 @@ def open_fasta(fasta: str, fai: str | None = None) -> pysam.FastaFile:
     try:
         return pysam.FastaFile(fasta, filepath_index=fai)
     except (OSError, ValueError) as e:
-        raise SeqnnError(f"{fasta}: cannot open FASTA ({e}); give an existing, readable FASTA") from e
+        msg = f"{fasta}: cannot open FASTA ({e}); give an existing, readable FASTA"
+        raise SeqnnError(msg) from e
 
 
 def chrom_sizes(fasta: str, fai: str | None = None) -> dict[str, int]:
@@ -49,7 +50,8 @@ def read_bed(path: str | None, chroms: dict[str, int] | None = None) -> pd.DataF
             comment="#", dtype={"chrom": str, "start": np.int64, "end": np.int64},
         )
     except (OSError, ValueError) as e:
-        raise SeqnnError(f"{path}: not a readable BED file ({e}); give chrom, start, end columns") from e
+        msg = f"{path}: not a readable BED file ({e}); give chrom, start, end columns"
+        raise SeqnnError(msg) from e
     bed = bed[~bed.chrom.str.startswith(("track", "browser"))]
     if (bed.end < bed.start).any():
         raise SeqnnError(f"{path}: a region ends before it starts; fix its start/end columns")
@@ -235,8 +237,8 @@ def write_contigs(
     contigs = split_contigs(fasta, fai, chroms, min_gap, read_bed(gaps))
     contigs = break_contigs(contigs, seq_length, break_length)
     if contigs.empty:
-        raise SeqnnError(f"{fasta}: no contig of at least seq_length={seq_length} bp between N runs "
-                         "and gaps; lower data.seq_length or raise data.min_gap")
+        raise SeqnnError(f"{fasta}: no contig of at least seq_length={seq_length} bp between N "
+                         "runs and gaps; lower data.seq_length or raise data.min_gap")
     if folds and len(contigs) < folds:
         raise SeqnnError(f"{fasta}: {len(contigs)} contig(s) for {folds} folds; lower data.folds "
                          "or data.break_length")
@@ -271,8 +273,11 @@ def write_sequences(
     counts = seqs.label.value_counts()
     empty = [lab for lab in labels if counts.get(lab, 0) == 0]
     if empty:
-        raise SeqnnError(f"{contigs_bed}: {', '.join(empty)} got no sequence; use fewer folds, a "
-                         "smaller data.break_length or data.stride_train")
+        fix = ("use fewer data.folds, a smaller data.break_length or data.stride_train" if folds
+               else "adjust data.valid_frac / data.test_frac or lower data.break_length")
+        if unmappable:
+            fix += ", or raise data.unmappable_max_frac"
+        raise SeqnnError(f"{contigs_bed}: {', '.join(empty)} got no sequence; {fix}")
     seqs = _genome_order(seqs, list(sizes), by_label=labels)
     write_bed(seqs, out)
     return seqs

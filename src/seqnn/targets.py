@@ -22,7 +22,9 @@ def read_sheet(path: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, sep="\t", dtype={"identifier": str, "file": str}, comment=None)
     except (OSError, ValueError) as e:
-        raise SeqnnError(f"{path}: cannot read the track sheet ({e}); give a tab-separated file") from e
+        raise SeqnnError(
+            f"{path}: cannot read the track sheet ({e}); give a tab-separated file"
+        ) from e
     first = df.columns[0]
     if first.startswith("Unnamed") or first in ("", "index"):
         df = df.drop(columns=first)
@@ -55,11 +57,15 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
     n = len(df)
     for i, p in enumerate(pair):
         if pd.isna(p) or p != int(p) or not 0 <= p < n:
-            raise SeqnnError(f"{path}: row {i} ({df.identifier[i]}) strand_pair {df.strand_pair[i]} "
-                             f"is not a row index 0..{n - 1}; give its pair's row (its own if unstranded)")
+            raise SeqnnError(
+                f"{path}: row {i} ({df.identifier[i]}) strand_pair {df.strand_pair[i]} is not a "
+                f"row index 0..{n - 1}; give its pair's row (its own if unstranded)"
+            )
         if pair[int(p)] != i:
-            raise SeqnnError(f"{path}: strand_pair is not symmetric: row {i} ({df.identifier[i]}) "
-                             f"points to row {int(p)}, which points to {pair[int(p)]:g}; pair them both ways")
+            raise SeqnnError(
+                f"{path}: strand_pair is not symmetric: row {i} ({df.identifier[i]}) points to "
+                f"row {int(p)}, which points to {pair[int(p)]:g}; pair them both ways"
+            )
     if (pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0).any():
         raise SeqnnError(f"{path}: scale must be a positive number in every row")
     df["strand_pair"] = pair.astype(int)
