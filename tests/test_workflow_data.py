@@ -3,6 +3,7 @@
 import filecmp
 import json
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -122,9 +123,13 @@ def test_dry_run_and_lint_are_clean():
 
 @pytest.fixture(scope="module")
 def yeast_run(tmp_path_factory, yeast_dir):
+    """The data stage on config/yeast, with its ../shared/data/yeast paths made absolute."""
     work = tmp_path_factory.mktemp("yeast")
-    run_snakemake(work, "data", "--configfile", str(REPO / "config/yeast/config.yaml"),
-                  "--config", f"genome={{fasta: {yeast_dir}/yeast_II_IV_XVI.fa}}")
+    shutil.copytree(REPO / "config", work / "config")
+    for name in ("config.yaml", "targets.tsv"):
+        path = work / "config" / "yeast" / name
+        path.write_text(path.read_text().replace("../shared/data/yeast", str(yeast_dir)))
+    run_snakemake(work, "data", "--configfile", str(work / "config/yeast/config.yaml"))
     return work
 
 
