@@ -1,0 +1,402 @@
+"""Custom Keras 3 layers for sequence-to-coverage models.
+
+Every layer is registered for `.keras` round-trips and written with `keras.ops`, so it runs on
+any Keras backend. Shapes: sequences are `[batch, length, 4]` one-hot (A, C, G, T); feature maps
+are `[batch, length, channels]`.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from seqnn.blocks import ACTIVATIONS
+
+register = keras.saving.register_keras_serializable(package="seqnn")
+
+
+@register
+class Activate(keras.layers.Layer):
+    """Elementwise activation by name; `gelu` is the tanh approximation, as in Basenji."""
+
+    def __init__(self, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        self.activation = activation
+
+    def call(self, x):
+        if self.activation == "relu":
+            return ops.relu(x)
+        if self.activation == "gelu":
+            return ops.gelu(x, approximate=True)
+        if self.activation == "sigmoid":
+            return ops.sigmoid(x)
+        if self.activation == "tanh":
+            return ops.tanh(x)
+        if self.activation == "exp":
+            return ops.exp(x)
+        if self.activation == "softplus":
+            return ops.softplus(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+@register
+class Scale(keras.layers.Layer):
+    """Multiply each channel by a learned scalar (zero-initialised: residual branches start off)."""
+
+    def __init__(self, initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.initializer = keras.initializers.get(initializer)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            name="scale", shape=(input_shape[-1],), initializer=self.initializer
+        )
+
+    def call(self, x):
+        return x * self.scale
+
+    def get_config(self):
+        init = keras.initializers.serialize(self.initializer)
+        return {**super().get_config(), "initializer": init}
+
+
+@register
+class SoftmaxPool1D(keras.layers.Layer):
+    """Attention pooling (Enformer): softmax-weighted sum over each window of `pool_size`.
+
+    A gain of 2 starts close to max pooling, 0 is average pooling. The length must be a
+    multiple of `pool_size`.
+    """
+
+    def __init__(self, pool_size=2, per_channel=False, init_gain=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.per_channel = per_channel
+        self.init_gain = init_gain
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.logits = keras.layers.Dense(
+            channels if self.per_channel else 1,
+            use_bias=False,
+            kernel_initializer=keras.initializers.Identity(self.init_gain),
+        )
+        self.logits.build((None, None, self.pool_size, channels))
+
+    def call(self, x):
+        length, channels = x.shape[1], x.shape[2]
+        x = ops.reshape(x, (-1, length // self.pool_size, self.pool_size, channels))
+        weights = ops.softmax(self.logits(x), axis=-2)
+        return ops.sum(x * weights, axis=-2)
+
+    def compute_output_shape(self, input_shape):
+        batch, length, channels = input_shape
+        return (batch, length // self.pool_size, channels)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "per_channel": self.per_channel,
+            "init_gain": self.init_gain,
+        }
+
+
+@register
+class SqueezeExcite(keras.layers.Layer):
+    """Squeeze-excitation: gate channels by a bottleneck MLP of their length-wise mean.
+
+    The input is first activated; with a batch `norm_type` the excitation is batch-normalised
+    (gamma starts at zero, as in Basenji); it then multiplies the input through a sigmoid, or is
+    added to it (`additive`).
+    """
+
+    def __init__(
+        self,
+        activation="relu",
+        additive=False,
+        bottleneck_ratio=8,
+        norm_type=None,
+        bn_momentum=0.9,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self.additive = additive
+        self.bottleneck_ratio = bottleneck_ratio
+        self.norm_type = norm_type
+        self.bn_momentum = bn_momentum
+        self.act = Activate(activation)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.dense1 = keras.layers.Dense(channels // self.bottleneck_ratio, activation="relu")
+        self.dense2 = keras.layers.Dense(channels)
+        self.dense1.build((None, channels))
+        self.dense2.build((None, channels // self.bottleneck_ratio))
+        batch = self.norm_type in ("batch", "batch-sync")
+        self.norm = normalization(self.norm_type if batch else None, self.bn_momentum, "zeros")
+        if self.norm is not None:
+            self.norm.build((None, channels))
+
+    def call(self, x, training=None):
+        x = self.act(x)
+        excite = self.dense2(self.dense1(ops.mean(x, axis=1)))
+        if self.norm is not None:
+            excite = self.norm(excite, training=training)
+        excite = ops.expand_dims(excite, 1)
+        return x + excite if self.additive else x * ops.sigmoid(excite)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": self.activation,
+            "additive": self.additive,
+            "bottleneck_ratio": self.bottleneck_ratio,
+            "norm_type": self.norm_type,
+            "bn_momentum": self.bn_momentum,
+        }
+
+
+def normalization(norm_type, bn_momentum=0.99, gamma=None):
+    """A fresh normalisation layer for `norm_type` (batch, batch-sync, layer) or None."""
+    gamma = gamma or "ones"
+    if norm_type in ("batch", "batch-sync"):
+        return keras.layers.BatchNormalization(
+            momentum=bn_momentum, gamma_initializer=gamma, synchronized=norm_type == "batch-sync"
+        )
+    if norm_type == "layer":
+        return keras.layers.LayerNormalization(gamma_initializer=gamma)
+    return None
+
+
+def positional_features(length, num_features):
+    """Enformer's central-mask relative position basis: `[2 * length - 1, num_features]`.
+
+    Half the features are symmetric windows of exponentially growing width around distance 0;
+    the other half are the same windows times the sign of the distance.
+    """
+    num_basis = num_features // 2
+    distances = ops.arange(-length + 1, length, dtype="float32")
+    rate = math.exp(math.log(length + 1) / num_basis)
+    widths = ops.power(rate, ops.arange(1, num_basis + 1, dtype="float32")) - 1.0
+    mask = ops.cast(widths[None, :] > ops.abs(distances)[:, None], "float32")
+    return ops.concatenate([mask, ops.sign(distances)[:, None] * mask], axis=-1)
+
+
+def relative_shift(x):
+    """Turn logits over relative distance `[..., T, 2T-1]` into logits over key `[..., T, T]`.
+
+    Output `[..., i, j]` is input `[..., i, j - i + T - 1]`, i.e. distance `j - i` (TransformerXL).
+    """
+    heads, length, width = x.shape[1], x.shape[2], x.shape[3]
+    x = ops.concatenate([ops.zeros_like(x[..., :1]), x], axis=-1)
+    x = ops.reshape(x, (-1, heads, width + 1, length))[:, :, 1:, :]
+    x = ops.reshape(x, (-1, heads, length, width))
+    return x[..., :length]
+
+
+@register
+class MultiheadAttention(keras.layers.Layer):
+    """Multi-head self-attention with relative positional encodings (Enformer / baskerville).
+
+    Logits are `(q + r_w_bias)·k` plus `(q + r_r_bias)·r` where `r` projects the positional
+    basis of each relative distance. Query, key, value and positional projections have no bias;
+    the output projection starts at zero so each block starts as the identity.
+    """
+
+    def __init__(
+        self,
+        value_size,
+        key_size,
+        heads,
+        num_position_features=None,
+        attention_dropout=0.0,
+        position_dropout=0.0,
+        content_position_bias=True,
+        initializer="he_normal",
+        l2_scale=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.value_size = value_size
+        self.key_size = key_size
+        self.heads = heads
+        if num_position_features is None:
+            num_position_features = (value_size // 2) * 2
+        self.num_position_features = num_position_features
+        self.attention_dropout = attention_dropout
+        self.position_dropout = position_dropout
+        self.content_position_bias = content_position_bias
+        self.initializer = initializer
+        self.l2_scale = l2_scale
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        reg = keras.regularizers.L2(l2_scale) if l2_scale else None
+
+        def dense(units, name, **kw):
+            kw.setdefault("kernel_initializer", initializer)
+            return keras.layers.Dense(units, name=name, kernel_regularizer=reg, **kw)
+
+        self.q_layer = dense(key_size * heads, "q_layer", use_bias=False)
+        self.k_layer = dense(key_size * heads, "k_layer", use_bias=False)
+        self.v_layer = dense(value_size * heads, "v_layer", use_bias=False)
+        self.embedding_layer = dense(
+            value_size * heads, "embedding_layer", kernel_initializer="zeros"
+        )
+        self.r_k_layer = dense(key_size * heads, "r_k_layer", use_bias=False)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        for layer in (self.q_layer, self.k_layer, self.v_layer):
+            layer.build((None, None, channels))
+        self.embedding_layer.build((None, None, self.value_size * self.heads))
+        self.r_k_layer.build((None, None, self.num_position_features))
+        shape = (1, self.heads, 1, self.key_size)
+        self.r_w_bias = self.add_weight(name="r_w_bias", shape=shape, initializer=self.initializer)
+        self.r_r_bias = self.add_weight(name="r_r_bias", shape=shape, initializer=self.initializer)
+
+    def _split_heads(self, x):
+        length = x.shape[1]
+        x = ops.reshape(x, (-1, length, self.heads, x.shape[-1] // self.heads))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def _dropout(self, x, rate, training):
+        if training and rate > 0:
+            return keras.random.dropout(x, rate, seed=self.seed_generator)
+        return x
+
+    def call(self, x, training=None):
+        length = x.shape[1]
+        q = self._split_heads(self.q_layer(x)) * self.key_size**-0.5
+        k = self._split_heads(self.k_layer(x))
+        v = self._split_heads(self.v_layer(x))
+        logits = ops.matmul(q + self.r_w_bias, ops.swapaxes(k, -1, -2))
+        if self.num_position_features:
+            positions = positional_features(length, self.num_position_features)
+            positions = self._dropout(positions, self.position_dropout, training)
+            r_k = self._split_heads(self.r_k_layer(positions[None]))
+            if self.content_position_bias:
+                rel = ops.matmul(q + self.r_r_bias, ops.swapaxes(r_k, -1, -2))
+            else:
+                rel = ops.matmul(self.r_r_bias, ops.swapaxes(r_k, -1, -2))
+                rel = ops.broadcast_to(rel, (1, self.heads, length, 2 * length - 1))
+            logits = logits + relative_shift(rel)
+        weights = self._dropout(ops.softmax(logits, axis=-1), self.attention_dropout, training)
+        out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
+        out = ops.reshape(out, (-1, length, self.value_size * self.heads))
+        return self.embedding_layer(out)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:2], self.value_size * self.heads)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_size": self.value_size,
+            "key_size": self.key_size,
+            "heads": self.heads,
+            "num_position_features": self.num_position_features,
+            "attention_dropout": self.attention_dropout,
+            "position_dropout": self.position_dropout,
+            "content_position_bias": self.content_position_bias,
+            "initializer": self.initializer,
+            "l2_scale": self.l2_scale,
+            "seed": self.seed,
+        }
+
+
+def reverse_complement(seq):
+    """Reverse complement of one-hot `[batch, length, 4]` (ACGT order): flip both axes."""
+    return ops.flip(ops.flip(seq, axis=1), axis=2)
+
+
+@register
+class StochasticReverseComplement(keras.layers.Layer):
+    """In training, reverse-complement each sequence with probability 1/2.
+
+    Returns `(sequence, flag)` with `flag` a `[batch]` bool telling which sequences were
+    reversed; at inference the sequence passes unchanged and every flag is False.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, seq, training=None):
+        if not training:
+            return seq, ops.zeros_like(seq[:, 0, 0], dtype="bool")
+        flag = keras.random.uniform(ops.shape(seq)[:1], seed=self.seed_generator) < 0.5
+        return ops.where(flag[:, None, None], reverse_complement(seq), seq), flag
+
+    def compute_output_spec(self, seq, training=None):
+        return (
+            keras.KerasTensor(seq.shape, dtype=seq.dtype),
+            keras.KerasTensor(seq.shape[:1], dtype="bool"),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@register
+class StochasticShift(keras.layers.Layer):
+    """In training, shift each sequence by a random offset in `[-shift_max, shift_max]`.
+
+    Positions shifted in are zero (an N in one-hot); at inference the sequence passes unchanged.
+    """
+
+    def __init__(self, shift_max=0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.shift_max = shift_max
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, seq, training=None):
+        if not training or self.shift_max == 0:
+            return seq
+        length = seq.shape[1]
+        shift = keras.random.randint(
+            ops.shape(seq)[:1], -self.shift_max, self.shift_max + 1, seed=self.seed_generator
+        )
+        source = ops.arange(length)[None, :] - shift[:, None]
+        inside = ops.logical_and(source >= 0, source < length)
+        source = ops.clip(source, 0, length - 1)
+        shifted = ops.take_along_axis(seq, source[:, :, None], axis=1)
+        return shifted * ops.cast(inside, seq.dtype)[:, :, None]
+
+    def get_config(self):
+        return {**super().get_config(), "shift_max": self.shift_max, "seed": self.seed}
+
+
+@register
+class SwitchReverse(keras.layers.Layer):
+    """Undo reverse complementing on predictions `[batch, length, tracks]`.
+
+    Where the flag is set, flip the length axis and take track `strand_pair[t]` for track `t`,
+    so a minus-strand track returns to its plus-strand partner's column.
+    """
+
+    def __init__(self, strand_pair=None, **kwargs):
+        super().__init__(**kwargs)
+        self.strand_pair = None if strand_pair is None else [int(t) for t in strand_pair]
+
+    def call(self, inputs):
+        x, flag = inputs
+        rev = ops.flip(x, axis=1)
+        if self.strand_pair is not None:
+            rev = ops.take(rev, self.strand_pair, axis=-1)
+        return ops.where(flag[:, None, None], rev, x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "strand_pair": self.strand_pair}
