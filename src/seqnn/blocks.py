@@ -1,11 +1,12 @@
 """Basenji / baskerville blocks: the vocabulary of a params file's `trunk` and `head` lists.
 
-`BLOCKS` holds, per block name, its keys with defaults, a docstring and two functions: `build`
-adds the block's Keras layers and `length` gives its output length from its input length. Keys
-marked as globals in `INHERITED` take the model-level value when the block leaves them out.
-Validation (`resolve`), model building and `config/models/README.md` (`reference_markdown`) all
-read this one table. Keras is imported only when a block is built, so validating a params file
-and computing its target length stay free of TensorFlow.
+`BLOCKS` holds, per block name, its keys with defaults, a docstring and three functions: `build`
+adds the block's Keras layers, `length` gives its output length from its input length and
+`receptive` grows the receptive field. Keys marked as globals in `INHERITED` take the
+model-level value when the block leaves them out. Validation (`resolve`), model building and
+`config/models/README.md` (`reference_markdown`) all read this one table. Keras is imported
+only when a block is built, so validating a params file and computing its target length stay
+free of TensorFlow.
 """
 
 import json
@@ -25,8 +26,9 @@ CHOICES = {
     "padding": ("same", "valid"),
     "norm_type": (None, "batch", "batch-sync", "layer"),
     "conv_type": ("standard", "separable"),
-    "pool_type": ("max", "softmax"),
+    "pool_type": ("max", "avg", "softmax", "attention"),
 }
+ADAPTIVE_POOLS = ("avg", "max")
 
 # Model-level keys a block inherits when it has the key and leaves it out (as in Basenji), except
 # its `local` keys: Keras layer blocks inherit nothing, `final` keeps its own activation.
@@ -58,7 +60,8 @@ KEY_DOCS = {
     "conv_type": "`standard` Conv1D or `separable` SeparableConv1D",
     "residual": "add the block's input to its output (channels must match)",
     "pool_size": "max-pool width after the block (1: none)",
-    "pool_type": "`max` pooling or `softmax` attention pooling (length must divide)",
+    "pool_type": "`max`, `avg`, `softmax` (one attention logit, baskerville) or `attention` "
+    "(a logit per channel, Enformer); softmax and attention need the length to divide",
     "norm_type": "normalisation: batch, batch-sync, layer or null (legacy `batch_norm: true`)",
     "bn_momentum": "batch-norm moving-average momentum",
     "norm_gamma": "initial normalisation gamma, e.g. `zeros` (alias `bn_gamma`; null: ones)",
@@ -90,7 +93,19 @@ KEY_DOCS = {
     "flatten": "flatten the length axis into one position first",
     "cropping": "positions cut from each end: n or [left, right]",
     "groups": "convolution groups",
+    "scale_residual": "scale the residual branch by a learned, zero-initialised weight per channel",
+    "length": "output bins",
+    "crop": "positions cut from each end of the input first: n or [left, right]",
+    "hidden": "widths of the hidden dense layers",
+    "hidden_activation": "activation of the hidden layers",
+    "hidden_dropout": "dropout rate after each hidden layer",
 }
+
+
+def _same_field(field, p, length):
+    """Receptive field `(size, jump)` in bp unchanged: `size` bp of input reach one output
+    position, `jump` bp apart between neighbouring positions."""
+    return field
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ class Block:
     length: Callable[[int, dict], int]
     key_docs: dict[str, str] = field(default_factory=dict)
     local: tuple[str, ...] = ()  # keys never taken from the model-level globals
+    choices: dict[str, tuple] = field(default_factory=dict)  # overrides CHOICES for this block
+    receptive: Callable[[tuple, dict, int], tuple] = _same_field
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,13 +207,30 @@ def _pool(x, pool_size, pool_type, padding):
 
     if pool_size <= 1:
         return x
-    if pool_type == "softmax":
+    if pool_type in ("softmax", "attention"):
         if x.shape[1] % pool_size:
             raise SeqnnError(
-                f"softmax pooling: length {x.shape[1]} is not a multiple of {pool_size}"
+                f"{pool_type} pooling: length {x.shape[1]} is not a multiple of {pool_size}"
             )
-        return layers.SoftmaxPool1D(pool_size)(x)
+        return layers.SoftmaxPool1D(pool_size, per_channel=pool_type == "attention")(x)
+    if pool_type == "avg":
+        return keras.layers.AveragePooling1D(pool_size, padding=padding)(x)
     return keras.layers.MaxPool1D(pool_size, padding=padding)(x)
+
+
+def _crop(x, crop):
+    import keras
+
+    return keras.layers.Cropping1D(crop)(x) if crop else x
+
+
+def _flat_norm(x, bn_momentum):
+    """Batch norm with statistics per position and channel (PyTorch's BatchNorm1d on flat)."""
+    import keras
+
+    shape = x.shape[1:]
+    x = _norm(keras.layers.Flatten()(x), "batch", bn_momentum)
+    return keras.layers.Reshape(shape)(x)
 
 
 def _squeeze_excite(x, **kw):
@@ -218,7 +252,7 @@ def _conv_length(length, kernel_size, stride, dilation_rate, padding):
 def _pool_length(length, pool_size, pool_type, padding):
     if pool_size <= 1:
         return length
-    if pool_type == "softmax" or padding == "valid":
+    if pool_type in ("softmax", "attention") or padding == "valid":
         return length // pool_size
     return -(-length // pool_size)
 
@@ -265,10 +299,102 @@ def _keras_conv_length(length, p):
     return _conv_length(length, p["kernel_size"], p["strides"], p["dilation_rate"], padding)
 
 
-def _cropping_length(length, p):
-    crop = p["cropping"]
+def _crop_length(length, crop):
     left, right = (crop, crop) if isinstance(crop, int) else crop
     return length - left - right
+
+
+def _cropping_length(length, p):
+    return _crop_length(length, p["cropping"])
+
+
+def _pool_block_length(length, p):
+    return _pool_length(length, p["pool_size"], p["pool_type"], p["padding"])
+
+
+def _out_length(length, p):
+    return p["length"]
+
+
+def _conv_head_length(length, p):
+    return p["length"] or _crop_length(length, p["crop"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Receptive fields: `(size, jump)` in bp, size `math.inf` where every position sees the input
+
+
+def _conv_field(field, kernel_size, dilation_rate=1, stride=1):
+    size, jump = field
+    return size + (kernel_size - 1) * dilation_rate * jump, jump * stride
+
+
+def _pool_field(field, pool_size):
+    return _conv_field(field, pool_size, stride=pool_size)
+
+
+def _global_field(field, p, length):
+    return math.inf, field[1]
+
+
+def _conv_block_field(field, p, length):
+    field = _conv_field(field, p["kernel_size"], p.get("dilation_rate", 1), p["stride"])
+    return _pool_field(field, p["pool_size"])
+
+
+def _conv_tower_field(field, p, length):
+    for _ in range(p["repeat"]):
+        field = _conv_block_field(field, p, length)
+    return field
+
+
+def _res_tower_field(field, p, length):
+    for _ in range(p["repeat"]):
+        field = _conv_block_field(field, {**p, "pool_size": 1}, length)
+        field = _pool_field(field, p["pool_size"])
+    return field
+
+
+def _dilated_field(field, p, length):
+    rate = 1.0
+    for _ in range(p["repeat"]):
+        field = _conv_field(field, p["kernel_size"], int(round(rate)))
+        rate *= p["rate_mult"]
+        if p["round"]:
+            rate = round(rate)
+    return field
+
+
+def _unet_field(field, p, length):
+    size, jump = field
+    return _conv_field((size, jump / p["stride"]), p["kernel_size"])
+
+
+def _final_field(field, p, length):
+    return _global_field(field, p, length) if p["flatten"] else field
+
+
+def _keras_conv_field(field, p, length):
+    return _conv_field(field, p["kernel_size"], p["dilation_rate"], p["strides"])
+
+
+def _adaptive_field(field, length, out_length):
+    """PyTorch adaptive pooling: windows of up to ceil(length / out) positions."""
+    size, jump = field
+    return size + (-(-length // out_length) - 1) * jump, jump * length / out_length
+
+
+def _pool_block_field(field, p, length):
+    return _pool_field(field, p["pool_size"])
+
+
+def _adaptive_pool_field(field, p, length):
+    return _adaptive_field(field, length, p["length"])
+
+
+def _conv_head_field(field, p, length):
+    length = _crop_length(length, p["crop"])
+    return _adaptive_field(field, length, p["length"]) if p["length"] else field
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +447,10 @@ def conv_nac(x, p, reprs):
     return _pool(x, p["pool_size"], p["pool_type"], p["padding"])
 
 
+def _residual_add(x, branch, p):
+    return _add(x, _scale(branch) if p["scale_residual"] else branch)
+
+
 def conv_dna(x, p, reprs):
     """First convolution on one-hot DNA: conv, then norm + activation or a residual 1x1 branch."""
     use_bias = p["use_bias"]
@@ -342,7 +472,7 @@ def conv_dna(x, p, reprs):
             norm_gamma=None,
             padding="same",
         )
-        x = _add(x, _scale(conv_nac(x, branch, reprs)))
+        x = _residual_add(x, conv_nac(x, branch, reprs), p)
     else:
         x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"])
         x = _act(x, p["activation"])
@@ -376,7 +506,7 @@ def conv_tower(x, p, reprs):
 
 
 def res_tower(x, p, reprs):
-    """Repeats of conv_nac (then `num_convs - 1` 1x1 conv_nac, scaled residual), then pool.
+    """Repeats of conv_nac (then `num_convs - 1` 1x1 conv_nac, residual), then pool.
 
     The pre-pool output of each repeat is kept for U-nets.
     """
@@ -387,7 +517,7 @@ def res_tower(x, p, reprs):
             x = conv_nac(x, {**sub, "kernel_size": 1}, reprs)
         x = _dropout(x, p["dropout"])
         if p["num_convs"] > 1:
-            x = _add(x0, _scale(x))
+            x = _residual_add(x0, x, p)
         reprs.append(x)
         x = _pool(x, p["pool_size"], p["pool_type"], "same")
     return x
@@ -514,6 +644,87 @@ def final(x, p, reprs):
     return _act(_dense(x, p["units"], p), p["activation"])
 
 
+def pool(x, p, reprs):
+    """Pool by `pool_size`: max, average, or attention (a softmax-weighted sum per window)."""
+    return _pool(x, p["pool_size"], p["pool_type"], p["padding"])
+
+
+def adaptive_pool(x, p, reprs):
+    """Average or max pool to `length` bins whatever the input length (PyTorch adaptive pooling)."""
+    from seqnn import layers
+
+    return layers.AdaptivePool1D(p["length"], p["pool_type"])(x)
+
+
+def channel_transform(x, p, reprs):
+    """Pointwise (1x1) convolution to `filters` channels, then norm, activation, dropout."""
+    x = _dense(x, p["filters"], p, use_bias=p["norm_type"] is None)
+    x = _act(_norm(x, p["norm_type"], p["bn_momentum"]), p["activation"])
+    return _dropout(x, p["dropout"])
+
+
+def gru(x, p, reprs):
+    """Bidirectional GRU layers over the length axis: 2 x `units` channels (both directions)."""
+    import keras
+
+    for _ in range(p["repeat"]):
+        layer = keras.layers.GRU(p["units"], return_sequences=True)
+        x = _dropout(keras.layers.Bidirectional(layer)(x), p["dropout"])
+    return x
+
+
+def explainn(x, p, reprs):
+    """ExplaiNN units (Novakovsky et al. 2023): `units` independent single-filter CNNs.
+
+    Each unit convolves the sequence with its own filter (padding valid), is batch-normalised,
+    exponentiated and max-pooled by `pool_size`, then maps its pooled profile through its own
+    two dense layers (batch norm and ReLU after each) to `length` values. The output,
+    `[length, units]`, is meant for a linear `final` head, whose weights then give each unit's
+    contribution to each track.
+    """
+    import keras
+
+    from seqnn import layers
+
+    x = keras.layers.Conv1D(
+        p["units"],
+        p["kernel_size"],
+        kernel_initializer=p["kernel_initializer"],
+        kernel_regularizer=_l2(p["l2_scale"]),
+    )(x)
+    x = _act(_norm(x, "batch", p["bn_momentum"]), "exp")
+    x = keras.layers.MaxPool1D(p["pool_size"])(x)
+    for size, rate in ((p["hidden"], p["dropout"]), (p["length"], 0.0)):
+        x = _flat_norm(layers.UnitDense(size)(x), p["bn_momentum"])
+        x = _dropout(_act(x, "relu"), rate)
+    return x
+
+
+def conv_head(x, p, reprs):
+    """Head: crop, pointwise convolution to `units` tracks, optional adaptive pool to `length`
+    bins, output activation (softplus or exp for counts, sigmoid for binary tracks)."""
+    from seqnn import layers
+
+    x = _dense(_crop(x, p["crop"]), p["units"], p)
+    if p["length"]:
+        x = layers.AdaptivePool1D(p["length"], p["pool_type"])(x)
+    return _act(x, p["activation"])
+
+
+def mlp_head(x, p, reprs):
+    """Head: crop, flatten length and channels, hidden dense layers (norm, activation, dropout),
+    a dense layer to `length` x `units` reshaped to `[length, units]`, output activation."""
+    import keras
+
+    x = keras.layers.Flatten()(_crop(x, p["crop"]))
+    for width in p["hidden"]:
+        x = _dense(x, width, p, use_bias=p["norm_type"] is None)
+        x = _act(_norm(x, p["norm_type"], p["bn_momentum"]), p["hidden_activation"])
+        x = _dropout(x, p["hidden_dropout"])
+    x = _dense(x, p["length"] * p["units"], p)
+    return _act(keras.layers.Reshape((p["length"], p["units"]))(x), p["activation"])
+
+
 def _keras_layer(cls_name):
     def build(x, p, reprs):
         import keras
@@ -557,6 +768,7 @@ CONV_DNA = {
     **_without(_CONV, "dilation_rate"),
     "kernel_size": 15,
     "dropout_residual": 0.0,
+    "scale_residual": True,
     "use_bias": None,
     "se": False,
 }
@@ -571,6 +783,7 @@ CONV_TOWER = {**_TOWER, **_without(CONV_BLOCK, "filters")}
 RES_TOWER = {
     **_TOWER,
     "num_convs": 2,
+    "scale_residual": True,
     **_without(CONV_NAC, "filters"),
     "pool_size": 2,
 }
@@ -629,6 +842,46 @@ FINAL = {
     "l2_scale": 0.0,
     "l1_scale": 0.0,
 }
+POOL = {"pool_size": 2, "pool_type": "max", "padding": "same"}
+ADAPTIVE_POOL = {"length": REQUIRED, "pool_type": "avg"}
+CHANNEL_TRANSFORM = {
+    "filters": REQUIRED,
+    "activation": "relu",
+    "norm_type": None,
+    "bn_momentum": 0.99,
+    "dropout": 0.0,
+    "kernel_initializer": "he_normal",
+    "l2_scale": 0.0,
+}
+GRU = {"units": REQUIRED, "repeat": 1, "dropout": 0.0}
+EXPLAINN = {
+    "units": REQUIRED,
+    "length": REQUIRED,
+    "kernel_size": 19,
+    "pool_size": 7,
+    "hidden": 100,
+    "dropout": 0.3,
+    "bn_momentum": 0.9,
+    "kernel_initializer": "he_normal",
+    "l2_scale": 0.0,
+}
+_HEAD = {
+    "units": REQUIRED,
+    "crop": 0,
+    "activation": "softplus",
+    "kernel_initializer": "he_normal",
+    "l2_scale": 0.0,
+}
+CONV_HEAD = {**_HEAD, "length": None, "pool_type": "avg"}
+MLP_HEAD = {
+    **_HEAD,
+    "length": 1,
+    "hidden": [],
+    "hidden_activation": "relu",
+    "hidden_dropout": 0.0,
+    "norm_type": None,
+    "bn_momentum": 0.99,
+}
 KERAS_CONV1D = {
     "filters": REQUIRED,
     "kernel_size": REQUIRED,
@@ -650,15 +903,24 @@ KERAS_DENSE = {
 _FINAL_DOC = "Dense to `units` tracks, then `activation` (not inherited from the model)."
 
 BLOCKS = {
-    "conv_dna": Block(CONV_DNA, conv_dna.__doc__, conv_dna, _conv_block_length),
-    "conv_block": Block(CONV_BLOCK, conv_block.__doc__, conv_block, _conv_block_length),
-    "conv_nac": Block(CONV_NAC, conv_nac.__doc__, conv_nac, _conv_nac_length),
-    "conv_tower": Block(CONV_TOWER, conv_tower.__doc__, conv_tower, _conv_tower_length),
+    "conv_dna": Block(
+        CONV_DNA, conv_dna.__doc__, conv_dna, _conv_block_length, receptive=_conv_block_field
+    ),
+    "conv_block": Block(
+        CONV_BLOCK, conv_block.__doc__, conv_block, _conv_block_length, receptive=_conv_block_field
+    ),
+    "conv_nac": Block(
+        CONV_NAC, conv_nac.__doc__, conv_nac, _conv_nac_length, receptive=_conv_block_field
+    ),
+    "conv_tower": Block(
+        CONV_TOWER, conv_tower.__doc__, conv_tower, _conv_tower_length, receptive=_conv_tower_field
+    ),
     "res_tower": Block(
         RES_TOWER,
         res_tower.__doc__,
         res_tower,
         _res_tower_length,
+        receptive=_res_tower_field,
         key_docs={
             "kernel_size": "width of each repeat's first convolution (the others are 1x1)",
             "dropout": "dropout rate after each repeat's convolutions",
@@ -670,6 +932,7 @@ BLOCKS = {
         dilated_residual.__doc__,
         dilated_residual,
         _same_length,
+        receptive=_dilated_field,
         key_docs={
             "filters": "channels of the dilated convolution",
             "dropout": "dropout rate on the 1x1 convolution of each repeat",
@@ -680,6 +943,7 @@ BLOCKS = {
         transformer_tower.__doc__,
         transformer_tower,
         _same_length,
+        receptive=_global_field,
         key_docs={
             "dropout": "dropout rate after attention and after each feed-forward layer",
             "l2_scale": "L2 penalty on the feed-forward kernels",
@@ -691,6 +955,7 @@ BLOCKS = {
         unet_conv.__doc__,
         unet_conv,
         _unet_length,
+        receptive=_unet_field,
         key_docs={
             "stride": "upsampling factor",
             "kernel_size": "width of the separable convolution",
@@ -701,16 +966,99 @@ BLOCKS = {
         "Older baskerville name of unet_conv with `upsample_conv: true`.",
         unet_conv,
         _unet_length,
+        receptive=_unet_field,
         key_docs={"stride": "upsampling factor"},
     ),
-    "squeeze_excite": Block(SQUEEZE_EXCITE, squeeze_excite.__doc__, squeeze_excite, _same_length),
-    "final": Block(FINAL, _FINAL_DOC, final, _final_length, local=("activation",)),
+    "squeeze_excite": Block(
+        SQUEEZE_EXCITE,
+        squeeze_excite.__doc__,
+        squeeze_excite,
+        _same_length,
+        receptive=_global_field,
+    ),
+    "final": Block(
+        FINAL, _FINAL_DOC, final, _final_length, local=("activation",), receptive=_final_field
+    ),
     "dense": Block(
         FINAL,
         "Older Basenji name of final.",
         final,
         _final_length,
         local=("activation",),
+        receptive=_final_field,
+    ),
+    "pool": Block(
+        POOL,
+        pool.__doc__,
+        pool,
+        _pool_block_length,
+        receptive=_pool_block_field,
+        key_docs={"pool_size": "pooling width and stride"},
+    ),
+    "adaptive_pool": Block(
+        ADAPTIVE_POOL,
+        adaptive_pool.__doc__,
+        adaptive_pool,
+        _out_length,
+        receptive=_adaptive_pool_field,
+        choices={"pool_type": ADAPTIVE_POOLS},
+        key_docs={"pool_type": "`avg` or `max`"},
+    ),
+    "channel_transform": Block(
+        CHANNEL_TRANSFORM, channel_transform.__doc__, channel_transform, _same_length
+    ),
+    "gru": Block(
+        GRU,
+        gru.__doc__,
+        gru,
+        _same_length,
+        receptive=_global_field,
+        key_docs={
+            "units": "GRU units per direction",
+            "repeat": "stacked bidirectional layers",
+            "dropout": "dropout rate after each layer",
+        },
+    ),
+    "explainn": Block(
+        EXPLAINN,
+        explainn.__doc__,
+        explainn,
+        _out_length,
+        receptive=_global_field,
+        key_docs={
+            "units": "independent CNN units, one filter each",
+            "length": "output bins: each unit's dense layers map its whole profile to them",
+            "pool_size": "max-pool width and stride after each unit's convolution",
+            "hidden": "hidden units of each unit's dense layers",
+            "dropout": "dropout rate after the hidden layer",
+        },
+    ),
+    "conv_head": Block(
+        CONV_HEAD,
+        conv_head.__doc__,
+        conv_head,
+        _conv_head_length,
+        local=("activation",),
+        receptive=_conv_head_field,
+        choices={"pool_type": ADAPTIVE_POOLS},
+        key_docs={
+            "length": "adaptive-pool to this many bins (null: keep the length)",
+            "pool_type": "adaptive pooling: `avg` or `max`",
+            "activation": "output activation: " + ", ".join(ACTIVATIONS),
+        },
+    ),
+    "mlp_head": Block(
+        MLP_HEAD,
+        mlp_head.__doc__,
+        mlp_head,
+        _out_length,
+        local=("activation",),
+        receptive=_global_field,
+        key_docs={
+            "length": "output bins, predicted together from the flattened input",
+            "activation": "output activation: " + ", ".join(ACTIVATIONS),
+            "norm_type": "normalisation of the hidden layers",
+        },
     ),
     "Conv1D": Block(
         KERAS_CONV1D,
@@ -718,6 +1066,7 @@ BLOCKS = {
         _keras_layer("Conv1D"),
         _keras_conv_length,
         local=INHERITED,
+        receptive=_keras_conv_field,
     ),
     "Dense": Block(
         KERAS_DENSE, "keras.layers.Dense.", _keras_layer("Dense"), _same_length, local=INHERITED
@@ -766,8 +1115,9 @@ def resolve(block, model_globals, where):
     for key, value in params.items():
         if value == REQUIRED:
             raise SeqnnError(f"{where} ({name}): missing required key {key!r}")
-        if name[0].islower() and key in CHOICES and value not in CHOICES[key]:
-            valid = ", ".join(json.dumps(c) for c in CHOICES[key])
+        choices = spec.choices.get(key, CHOICES.get(key))
+        if name[0].islower() and choices and value not in choices:
+            valid = ", ".join(json.dumps(c) for c in choices)
             raise SeqnnError(f"{where} ({name}): {key}={value!r} is not one of {valid}")
     return name, params
 

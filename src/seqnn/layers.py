@@ -8,6 +8,7 @@ are `[batch, length, channels]`.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from seqnn.blocks import ACTIVATIONS
@@ -105,6 +106,74 @@ class SoftmaxPool1D(keras.layers.Layer):
             "per_channel": self.per_channel,
             "init_gain": self.init_gain,
         }
+
+
+@register
+class AdaptivePool1D(keras.layers.Layer):
+    """Pool `[batch, length, channels]` to `[batch, out_length, channels]` (PyTorch's adaptive
+    pooling): output bin i averages or maxes input positions floor(i L / n) to ceil((i+1) L / n).
+    """
+
+    def __init__(self, out_length, pool_type="avg", **kwargs):
+        super().__init__(**kwargs)
+        if pool_type not in ("avg", "max"):
+            raise ValueError(f"pool_type must be avg or max, got {pool_type!r}")
+        self.out_length = out_length
+        self.pool_type = pool_type
+
+    def build(self, input_shape):
+        length, n = input_shape[1], self.out_length
+        starts = np.arange(n) * length // n
+        ends = -(-(np.arange(n) + 1) * length // n)
+        offsets = starts[:, None] + np.arange((ends - starts).max())[None, :]
+        inside = offsets < ends[:, None]
+        self.index = np.minimum(offsets, ends[:, None] - 1)  # [n, window]; short windows repeat
+        self.window_weights = (inside / inside.sum(1, keepdims=True)).astype("float32")[..., None]
+
+    def call(self, x):
+        windows = ops.take(x, self.index, axis=1)  # [batch, n, window, channels]
+        if self.pool_type == "max":
+            return ops.max(windows, axis=2)
+        return ops.sum(windows * ops.cast(self.window_weights, x.dtype), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.out_length, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "out_length": self.out_length, "pool_type": self.pool_type}
+
+
+@register
+class UnitDense(keras.layers.Layer):
+    """One dense map per channel ("unit") along the length axis (ExplaiNN's grouped layers):
+    `[batch, length, units] -> [batch, out_length, units]`, each unit's profile to its own
+    `out_length` values. Kernels start He-normal over each unit's own `length` inputs.
+    """
+
+    def __init__(self, out_length, **kwargs):
+        super().__init__(**kwargs)
+        self.out_length = out_length
+
+    def build(self, input_shape):
+        length, units = input_shape[1], input_shape[2]
+        # Keras counts fan-in of a [units, length, out] kernel as units * length: scale by units
+        init = keras.initializers.VarianceScaling(2.0 * units, "fan_in", "truncated_normal")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(units, length, self.out_length), initializer=init
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.out_length, units), initializer="zeros"
+        )
+
+    def call(self, x):
+        out = ops.matmul(ops.transpose(x, (2, 0, 1)), self.kernel)  # [units, batch, out]
+        return ops.transpose(out, (1, 2, 0)) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.out_length, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "out_length": self.out_length}
 
 
 @register
