@@ -7,11 +7,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     input:
         data_outputs(),
+        model_outputs(),
     default_target: True
 
 

@@ -132,14 +132,13 @@ def test_baskerville_params():
 
 def test_demo_params():
     params = seqnn_model.load_params(ROOT / "config" / "models" / "demo.json")
-    filters = [64, 80, 96, 128]  # conv_tower 80 -> 128: 80, 101.2 -> 96, 128 (multiples of 16)
-    expected = conv(15, 4, 64, bias=False) + norm(64)
-    expected += sum(conv(5, a, b, bias=False) + norm(b) for a, b in zip(filters, filters[1:]))
-    dilated = conv(3, 128, 64, bias=False) + norm(64) + conv(1, 64, 128, bias=False) + norm(128)
-    expected += 3 * dilated + conv(1, 128, 128, bias=False) + norm(128) + dense(128, 4)
+    expected = conv(15, 4, 32, bias=False) + norm(32)
+    expected += 3 * (conv(5, 32, 32, bias=False) + norm(32))  # conv_tower, 32 filters x3
+    dilated = conv(3, 32, 32, bias=False) + norm(32) + conv(1, 32, 32, bias=False) + norm(32)
+    expected += 4 * dilated + dense(32, 4)
     assert summary(params)[:2] == ((None, 128, 4), expected)
     assert seqnn_model.target_length(params) == 128
-    assert params["train"]["batch_size"] == 32
+    assert params["train"]["batch_size"] == 8
 
 
 def test_target_length_needs_no_tensorflow():

@@ -3,16 +3,217 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="write the synthetic demo genome and tracks")
     demo.add_argument("out_dir", nargs="?", default="resources/demo")
     demo.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
+
+    summary = sub.add_parser("summary", help="build a params file's or preset's model and "
+                             "describe it")
+    summary.add_argument("params", nargs="?", help="params JSON (train and model blocks)")
+    summary.add_argument("--preset", help="a preset of config/models instead (e.g. enformer)")
+    summary.add_argument("--size", help="a named size of the preset (e.g. micro)")
+    summary.add_argument("--scale", action="append", default=[], type=_scale_item,
+                         metavar="KEY=VALUE", help="a preset scale key (e.g. width=64); repeat")
+    summary.add_argument("--json", action="store_true",
+                         help="print only {output_shape, trainable_params, non_trainable_params}")
+
+    train = sub.add_parser(
+        "train", help="train on a Basenji/baskerville data directory",
+        description="Train the params' model on DATA_DIR (statistics.json, targets.txt, "
+        "tfrecords/ with train/valid/test or fold{k} shards). Writes model_best.keras, "
+        "model_last.keras, history.tsv, tensorboard/ and checkpoint/ to OUT_DIR; run it again "
+        "to resume an interrupted training.")
+    train.add_argument("params", help="params JSON (train and model blocks)")
+    train.add_argument("data_dir")
+    train.add_argument("-o", "--out-dir", required=True)
+    train.add_argument("--head", type=int, help="head of a multi-head model to train")
+    train.add_argument("--epochs", type=int, help="cap on the epochs (train_epochs_max)")
+    train.add_argument("--test-fold", type=int, help="fold{k} data: held-out fold (default 0)")
+    train.add_argument("--valid-fold", type=int,
+                       help="fold{k} data: validation fold (default test fold + 1 mod K)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
+    train.add_argument("--jit-compile", choices=["true", "false", "auto"], default="false",
+                       help="XLA compilation (auto: on GPUs)")
+    train.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
+    train.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+
+    doctor = sub.add_parser("doctor", help="list TensorFlow's devices and versions")
+    doctor.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="accuracy of model(s) on a split of a Basenji/baskerville data directory",
+        description="Predict every sequence of a split of DATA_DIR (averaged over --rc, --shifts "
+        "and the models given) and write OUT/acc.tsv (per track: Pearson r, R2, Spearman r, "
+        "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5 (see seqnn.evaluate).")
+    # "-1,0,1" would otherwise read as an option
+    evaluate._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    evaluate.add_argument("models", nargs="+", metavar="MODEL",
+                          help=".keras model file(s); several are averaged")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR")
+    evaluate.add_argument("-o", "--out-dir", required=True)
+    evaluate.add_argument("--split", default="test", help="split label: test, fold{k}, ...")
+    evaluate.add_argument("--rc", action="store_true", help="also average reverse complements")
+    evaluate.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--peaks", action="store_true",
+                          help="AUROC/AUPRC of non-binary tracks against called peaks")
+    evaluate.add_argument("--tss", help="BED of TSSs (or any regions) for per-gene accuracy")
+    evaluate.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
+    evaluate.add_argument("--save-predictions", action="store_true",
+                          help="also write OUT/predictions.h5")
+    evaluate.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    predict = sub.add_parser(
+        "predict", help="predict tracks genome-wide (or over BED regions) into bigWigs",
+        description="Tile the FASTA's chromosomes (or the --bed regions) with windows of the "
+        "models' seq_length, predict with every model (averaged over --rc and --shifts), stitch "
+        "and write OUT/{track}.bw and OUT/predictions.h5, plus the optional outputs below "
+        "(see seqnn.predict).")
+    predict._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    predict.add_argument("models", nargs="+", metavar="MODEL",
+                         help=".keras model file(s); several are averaged (fold order)")
+    predict.add_argument("--fasta", required=True, help="indexed genome FASTA")
+    predict.add_argument("-o", "--out-dir", required=True)
+    predict.add_argument("--bed", help="predict only these regions (default: every chromosome)")
+    predict.add_argument("--rc", action="store_true", help="also average reverse complements")
+    predict.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    predict.add_argument("--overlap", type=int,
+                         help="bp shared by neighbouring windows' predictions (default 1/4)")
+    predict.add_argument("--stitch", choices=["centre", "average"], default="centre",
+                         help="overlapping bins: from the most central window, or averaged")
+    predict.add_argument("--transformed", action="store_true",
+                         help="write the model's (transformed) values, not the input's units")
+    predict.add_argument("--variance", action="store_true",
+                         help="also OUT/variance/{track}.bw: variance across models x TTA")
+    predict.add_argument("--cross-fold", metavar="CONTIGS_BED",
+                         help="predict each fold-k contig of contigs.bed with model k only")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--head", type=int, help="head of a multi-head model")
+    predict.add_argument("--regions-h5", action="store_true",
+                         help="also OUT/regions.h5: the bins of each --bed region")
+    predict.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
+    predict.add_argument("--tss-window", type=int, default=1000, help="bp each side of a TSS")
+    predict.add_argument("--embed", metavar="BED",
+                         help="also OUT/embeddings.h5: a layer's output for windows on these")
+    predict.add_argument("--embed-layer", help="layer name (default: the penultimate)")
+    predict.add_argument("--jit-compile", action="store_true",
+                         help="run the models through XLA (faster; compiled once per run)")
+    predict.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    return parser
+
+
+def _scale_item(text: str) -> tuple:
+    """`KEY=VALUE` with VALUE parsed as JSON where it can be (numbers, lists, mappings)."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _summary(args) -> None:
+    from seqnn import SeqnnError
+    from seqnn.model import build_model, load_params, model_summary, receptive_field, resolve_model
+
+    if (args.params is None) == (args.preset is None):
+        raise SeqnnError("summary: give a params file or --preset NAME (one of them)")
+    if args.preset:
+        params = resolve_model(args.preset, size=args.size, **dict(args.scale))
+    elif args.size or args.scale:
+        raise SeqnnError("summary: --size and --scale apply to --preset only")
+    else:
+        params = load_params(args.params)
+    if args.json:
+        print(json.dumps(model_summary(params)))
+        return
+    model = build_model(params)
+    model.summary()
+    shapes = [tuple(o.shape) for o in model.outputs]
+    print(f"output shape: {shapes[0] if len(shapes) == 1 else shapes}")
+    print(f"trainable params: {sum(int(w.numpy().size) for w in model.trainable_weights):,}")
+    print(f"non-trainable params: "
+          f"{sum(int(w.numpy().size) for w in model.non_trainable_weights):,}")
+    field = receptive_field(params)
+    print(f"receptive field: {'whole input' if field is None else f'{field:,} bp'}")
+    if "preset" in params:
+        print(f"preset: {json.dumps(params['preset'])}")
+
+
+def _train(args) -> None:
+    from seqnn.train import data_splits, train
+
+    jit = {"true": True, "false": False, "auto": "auto"}[args.jit_compile]
+    summary = train(
+        args.params, args.data_dir, args.out_dir,
+        splits=data_splits(args.data_dir, args.test_fold, args.valid_fold), head=args.head,
+        epochs=args.epochs, seed=args.seed, mixed_precision=args.mixed_precision,
+        jit_compile=jit, gpu=args.gpu, threads=args.threads,
+    )
+    print(json.dumps(summary))
+
+
+def _doctor(args, log) -> None:
+    from seqnn.train import doctor
+
+    report = doctor()
+    print(f"tensorflow {report['tensorflow']} (CUDA build: {report['cuda_build']}), "
+          f"keras {report['keras']}")
+    for dev in report["devices"]:
+        extra = (f"  {dev['model']} (compute capability {dev['compute_capability']})"
+                 if dev.get("model") else "")
+        print(f"{dev['name']}{extra}")
+    if args.gpu:
+        doctor(gpu=True)
+    log.info("doctor: %d GPU(s) visible", report["gpus"])
+
+
+def _evaluate(args) -> None:
+    from seqnn import SeqnnError
+    from seqnn.evaluate import evaluate
+
+    try:
+        shifts = [int(s) for s in args.shifts.split(",")]
+    except ValueError:
+        raise SeqnnError(f"--shifts {args.shifts}: expected integers such as -1,0,1") from None
+    summary = evaluate(
+        args.models, args.data_dir, args.out_dir, split=args.split, rc=args.rc, shifts=shifts,
+        batch_size=args.batch_size, peaks=args.peaks, tss=args.tss, tss_window=args.tss_window,
+        save_predictions=args.save_predictions, threads=args.threads,
+    )
+    print(json.dumps(summary))
+
+
+def _predict(args) -> None:
+    from seqnn import SeqnnError
+    from seqnn.predict import predict
+
+    try:
+        shifts = [int(s) for s in args.shifts.split(",")]
+    except ValueError:
+        raise SeqnnError(f"--shifts {args.shifts}: expected integers such as -1,0,1") from None
+    summary = predict(
+        args.models, args.fasta, args.out_dir, bed=args.bed, rc=args.rc, shifts=shifts,
+        overlap=args.overlap, stitch=args.stitch, untransform=not args.transformed,
+        variance=args.variance, contigs=args.cross_fold, batch_size=args.batch_size,
+        head=args.head, regions_h5=args.regions_h5, tss_bed=args.tss,
+        tss_window=args.tss_window, embed_bed=args.embed, embed_layer=args.embed_layer,
+        threads=args.threads, jit_compile=args.jit_compile,
+    )
+    print(json.dumps(summary))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     from seqnn.log import logged
 
@@ -21,6 +222,16 @@ def main(argv: list[str] | None = None) -> int:
             from seqnn.demo import make_demo
 
             log.info("demo: %s", make_demo(args.out_dir, seed=args.seed))
+        elif args.command == "summary":
+            _summary(args)
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "evaluate":
+            _evaluate(args)
+        elif args.command == "predict":
+            _predict(args)
+        else:
+            _doctor(args, log)
     return 0
 
 

@@ -8,6 +8,7 @@ from seqnn import SeqnnError
 from seqnn.config import check_data
 from seqnn.fetch import is_url
 from seqnn.genome import fold_labels
+from seqnn.model import preset_file
 from seqnn.targets import read_sheet
 
 
@@ -73,6 +74,16 @@ for _key in ("gaps", "blacklist", "unmappable"):
         fail(f"{GENOME[_key]}: genome.{_key} file not found; fix the path or set it to null")
 
 
+# config `model`: a params JSON path, a preset name, or {preset: NAME, size: SIZE, KEY: VALUE}
+MODEL = config.get("model", "config/models/demo.json")
+try:
+    MODEL_FILE = str(preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
+except SeqnnError as e:
+    fail(str(e))
+TRAIN = config.get("train", {})
+MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]
+
+
 def track_row(wildcards):
     return SHEET.set_index("identifier").loc[wildcards.track].to_dict()
 
@@ -89,3 +100,7 @@ def data_outputs():
     return ["results/data/statistics.json", "results/data/targets.txt"] + expand(
         "results/data/tfrecords/{label}.json", label=LABELS
     )
+
+
+def model_outputs():
+    return expand("results/models/f{fold}/model_best.keras", fold=MODEL_FOLDS)

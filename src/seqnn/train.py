@@ -1,0 +1,671 @@
+"""Train a model on a Basenji-format data directory, resumably, with early stopping.
+
+`train(params, data_dir, out_dir)` fits the model of a params file on the training split(s) and
+writes into `out_dir`:
+
+- ``model_best.keras`` (best validation Pearson r) and ``model_last.keras``: inference models
+  (float32, augmentation off in inference) carrying params, track sheet and data statistics;
+- ``history.tsv``: per epoch, loss and metrics on both splits, learning rate, seconds;
+- ``tensorboard/{train,validation}``: the same scalars for TensorBoard;
+- ``checkpoint/``: resume state, updated atomically after every epoch (weights with optimizer
+  state, the best model so far, history, early-stopping counters). Killed at any moment, a new
+  call with the same model and data continues after the last finished epoch.
+
+The three files are written only when training ends, so a killed job leaves nothing that looks
+finished. The `train` block of the params (`TRAIN_KEYS`) sets optimizer, schedule and stopping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from seqnn import SeqnnError
+from seqnn.records import read_statistics, split_files
+
+log = logging.getLogger("seqnn")
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DECAYS = (None, "exponential", "cosine")
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+
+# train-block key: (default, meaning); Basenji / baskerville names.
+TRAIN_KEYS = {
+    "batch_size": (4, "sequences per batch (per GPU replica)"),
+    "shuffle_buffer": (1024, "records in the shuffle buffer"),
+    "optimizer": ("adam", "adam, adamw or sgd"),
+    "learning_rate": (0.001, "peak learning rate"),
+    "adam_beta1": (0.9, "Adam/AdamW beta_1"),
+    "adam_beta2": (0.999, "Adam/AdamW beta_2"),
+    "adam_eps": (1e-7, "Adam/AdamW epsilon"),
+    "weight_decay": (0.004, "AdamW decoupled weight decay"),
+    "momentum": (0.99, "SGD momentum"),
+    "global_clipnorm": (None, "clip the gradients' global norm to this"),
+    "clip_norm": (None, "clip each gradient's norm to this"),
+    "warmup_steps": (0, "steps of linear learning-rate warmup from 0"),
+    "decay_type": (None, "after warmup: null (constant), exponential or cosine"),
+    "decay_steps": (100000, "steps of the decay (exponential: per factor decay_rate)"),
+    "decay_rate": (0.96, "exponential decay factor per decay_steps"),
+    "loss": ("poisson", "poisson, poisson_mn, mse or bce"),
+    "total_weight": (1.0, "poisson_mn: weight of the total-count term"),
+    "patience": (20, "stop after this many epochs without a better validation Pearson r"),
+    "train_epochs_min": (1, "never stop before this many epochs"),
+    "train_epochs_max": (10000, "stop after this many epochs"),
+}
+HISTORY_COLUMNS = ["epoch", "loss", "pearsonr", "r2", "val_loss", "val_pearsonr", "val_r2",
+                   "learning_rate", "seconds"]
+MONITOR = "val_pearsonr"
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Split labels: shards `{label}-{i}.tfr` trained on, validated on, held out."""
+
+    train: list[str]
+    valid: str
+    test: str | None = None
+
+    def labels(self) -> list[str]:
+        """The labels training reads: train splits, then valid."""
+        return [*self.train, self.valid]
+
+
+def fold_splits(folds: int, test_fold: int = 0, valid_fold: int | None = None) -> Splits:
+    """Basenji cross-validation: test fold k, valid fold (k+1) mod K, train on the rest.
+
+    With `folds` 0 the data has train/valid/test splits instead.
+    """
+    if folds == 0:
+        return Splits(["train"], "valid", "test")
+    valid_fold = (test_fold + 1) % folds if valid_fold is None else valid_fold
+    for name, k in (("test", test_fold), ("valid", valid_fold)):
+        if not 0 <= k < folds:
+            raise SeqnnError(f"{name} fold {k} is not one of the {folds} folds 0..{folds - 1}")
+    if test_fold == valid_fold:
+        raise SeqnnError(f"test and valid fold are both {test_fold}; pick two different folds")
+    train = [f"fold{k}" for k in range(folds) if k not in (test_fold, valid_fold)]
+    return Splits(train, f"fold{valid_fold}", f"fold{test_fold}")
+
+
+def data_splits(data_dir: str, test_fold: int | None = None,
+                valid_fold: int | None = None) -> Splits:
+    """Splits of a data directory, named train/valid/test or fold{k} (see `fold_splits`)."""
+    names = {m.group(1) for f in _listdir(os.path.join(data_dir, "tfrecords"))
+             if (m := re.fullmatch(r"(.+)-\d+\.tfr", f))}
+    if {"train", "valid"} <= names:
+        if test_fold is not None or valid_fold is not None:
+            raise SeqnnError(f"{data_dir}: its splits are named train/valid/test; drop "
+                             "--test-fold/--valid-fold (they apply to fold{k} names)")
+        return Splits(["train"], "valid", "test" if "test" in names else None)
+    folds = sorted(int(n[4:]) for n in names if re.fullmatch(r"fold\d+", n))
+    if len(folds) < 3 or folds != list(range(len(folds))):
+        raise SeqnnError(f"{data_dir}/tfrecords: found splits {sorted(names) or 'none'}; need "
+                         "train-*.tfr and valid-*.tfr, or fold0..fold{K-1} with K >= 3")
+    return fold_splits(len(folds), test_fold or 0, valid_fold)
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError as e:
+        raise SeqnnError(f"{path}: cannot list TFRecords ({e.strerror}); point at a data "
+                         "directory holding statistics.json and tfrecords/") from e
+
+
+def train_options(params: dict, epochs: int | None = None, where: str = "params") -> dict:
+    """The params' `train` block with defaults filled in and checked; `epochs` caps the epochs."""
+    given = dict(params.get("train", {}))
+    unknown = sorted(set(given) - set(TRAIN_KEYS))
+    if unknown:
+        log.warning("%s: train keys %s are not used here", where, ", ".join(unknown))
+    opts = {k: given.get(k, default) for k, (default, _) in TRAIN_KEYS.items()}
+    if opts["optimizer"] not in OPTIMIZERS:
+        raise SeqnnError(f"{where}: train.optimizer {opts['optimizer']!r} is not one of "
+                         f"{', '.join(OPTIMIZERS)}")
+    if opts["decay_type"] not in DECAYS:
+        raise SeqnnError(f"{where}: train.decay_type {opts['decay_type']!r} is not one of "
+                         "null, exponential, cosine")
+    if opts["global_clipnorm"] and opts["clip_norm"]:
+        raise SeqnnError(f"{where}: give train.global_clipnorm or train.clip_norm, not both")
+    for key in ("batch_size", "train_epochs_max", "learning_rate"):
+        if not opts[key] or opts[key] <= 0:
+            raise SeqnnError(f"{where}: train.{key} must be positive, got {opts[key]!r}")
+    if epochs is not None:
+        if epochs < 1:
+            raise SeqnnError(f"epochs must be at least 1, got {epochs}")
+        opts["train_epochs_max"] = epochs
+        opts["train_epochs_min"] = min(opts["train_epochs_min"], epochs)
+    return opts
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer
+
+
+def _warmup_class():
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="seqnn")
+    class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
+        """Linear warmup to `learning_rate` over `warmup_steps`, then `after` (schedule or
+        constant) counted from the end of the warmup."""
+
+        def __init__(self, learning_rate, warmup_steps, after=None):
+            self.learning_rate = learning_rate
+            self.warmup_steps = warmup_steps
+            self.after = after
+
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            warm = self.learning_rate * (step + 1) / max(self.warmup_steps, 1)
+            if self.after is None:
+                later = ops.convert_to_tensor(self.learning_rate, "float32")
+            else:
+                later = self.after(ops.maximum(step - self.warmup_steps, 0))
+            return ops.where(step < self.warmup_steps, warm, later)
+
+        def get_config(self):
+            after = None if self.after is None else keras.saving.serialize_keras_object(
+                self.after)
+            return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
+                    "after": after}
+
+        @classmethod
+        def from_config(cls, config):
+            after = config["after"] and keras.saving.deserialize_keras_object(config["after"])
+            return cls(config["learning_rate"], config["warmup_steps"], after)
+
+    return WarmUp
+
+
+def learning_rate(opts: dict):
+    """The learning-rate schedule of train options: warmup, then constant or decaying."""
+    import keras
+
+    lr, after = opts["learning_rate"], None
+    if opts["decay_type"] == "exponential":
+        after = keras.optimizers.schedules.ExponentialDecay(lr, opts["decay_steps"],
+                                                            opts["decay_rate"])
+    elif opts["decay_type"] == "cosine":
+        after = keras.optimizers.schedules.CosineDecay(lr, opts["decay_steps"])
+    return _warmup_class()(lr, opts["warmup_steps"], after)
+
+
+def optimizer(opts: dict):
+    """The Keras optimizer of train options (adam, adamw or sgd with momentum)."""
+    import keras
+
+    common = {"learning_rate": learning_rate(opts), "clipnorm": opts["clip_norm"],
+              "global_clipnorm": opts["global_clipnorm"]}
+    if opts["optimizer"] == "sgd":
+        return keras.optimizers.SGD(momentum=opts["momentum"], **common)
+    adam = {"beta_1": opts["adam_beta1"], "beta_2": opts["adam_beta2"],
+            "epsilon": opts["adam_eps"], **common}
+    if opts["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(weight_decay=opts["weight_decay"], **adam)
+    return keras.optimizers.Adam(**adam)
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+
+def devices() -> list[dict]:
+    """The devices TensorFlow sees: name, type and, for GPUs, model and compute capability."""
+    import tensorflow as tf
+
+    out = []
+    for dev in tf.config.list_physical_devices():
+        entry = {"name": dev.name, "type": dev.device_type}
+        if dev.device_type == "GPU":
+            details = tf.config.experimental.get_device_details(dev)
+            entry["model"] = details.get("device_name")
+            entry["compute_capability"] = details.get("compute_capability")
+        out.append(entry)
+    return out
+
+
+def doctor(gpu: bool = False) -> dict:
+    """Versions and devices; raises SeqnnError when `gpu` is asked for and none is visible."""
+    import keras
+    import tensorflow as tf
+
+    found = devices()
+    report = {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cuda_build": tf.test.is_built_with_cuda(),
+        "devices": found,
+        "gpus": sum(d["type"] == "GPU" for d in found),
+    }
+    if gpu and not report["gpus"]:
+        seen = ", ".join(d["name"] for d in found)
+        hint = ("this TensorFlow has no CUDA support: pip install -e '.[gpu]'"
+                if not report["cuda_build"] else
+                "check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES")
+        raise SeqnnError(f"a GPU was asked for (train.gpu / --gpu) but TensorFlow sees none "
+                         f"(devices: {seen}); {hint}, or set train.gpu: false to use the CPU")
+    return report
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str | None):
+    """Keras' global dtype policy inside the block (None: float32)."""
+    import keras
+
+    old = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(policy or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def _set_threads(threads):
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:  # TensorFlow already started in this process: keep its pools
+        log.info("threads: TensorFlow already initialised; keeping its thread pools")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint
+
+
+class Checkpoint:
+    """Resume state in a folder: `state.json` names the last epoch's weights (with optimizer
+    state) and the best model so far; each file is complete before state.json points at it."""
+
+    def __init__(self, directory: str, meta: dict):
+        self.dir = directory
+        self.path = os.path.join(directory, "state.json")
+        self.meta = meta  # save_model keywords of the best model: params, targets, statistics
+
+    def load(self, fingerprint: str) -> dict | None:
+        """The saved state, or None when there is none or it belongs to another model/data."""
+        try:
+            with open(self.path) as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise SeqnnError(f"{self.path}: unreadable ({e}); delete {self.dir} to start "
+                             "afresh") from e
+        if state.get("fingerprint") != fingerprint:
+            log.warning("%s: made for another model, data or split; starting afresh", self.dir)
+            shutil.rmtree(self.dir)
+            return None
+        return state
+
+    def save(self, model, state: dict, best=None) -> dict:
+        """Write this epoch's weights (and `best`, an inference model), then state.json."""
+        from seqnn.model import save_model
+        from seqnn.records import write_json
+
+        os.makedirs(self.dir, exist_ok=True)
+        epoch = state["epoch"]
+        state = {**state, "weights": f"epoch{epoch:04d}.weights.h5"}
+        tmp = os.path.join(self.dir, f".tmp{os.getpid()}-{state['weights']}")
+        model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.dir, state["weights"]))
+        if best is not None:
+            state["best_model"] = f"best-epoch{epoch:04d}.keras"
+            save_model(best, os.path.join(self.dir, state["best_model"]), **self.meta)
+        write_json(state, self.path)
+        keep = {"state.json", state["weights"], state["best_model"]}
+        for name in set(os.listdir(self.dir)) - keep:
+            os.remove(os.path.join(self.dir, name))
+        return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _count(data_dir, stats, label):
+    """Sequences in a split: from statistics.json, or counted in the shards."""
+    if f"{label}_seqs" in stats:
+        return int(stats[f"{label}_seqs"])
+    import tensorflow as tf
+
+    records = tf.data.TFRecordDataset(split_files(data_dir, label), compression_type="ZLIB")
+    return int(records.reduce(0, lambda n, _: n + 1))
+
+
+def _strand_pair(data_dir, num_targets):
+    """The data's track sheet (targets.txt) and its strand pairs, or (None, None) without one."""
+    import pandas as pd
+
+    path = os.path.join(data_dir, "targets.txt")
+    if not os.path.exists(path):
+        log.warning("%s: not found; reverse-complement augmentation will not swap stranded "
+                    "tracks", path)
+        return None, None
+    sheet = pd.read_csv(path, sep="\t", index_col=0)
+    if len(sheet) != num_targets:
+        raise SeqnnError(f"{path}: {len(sheet)} tracks but statistics.json says num_targets "
+                         f"{num_targets}; regenerate the data directory")
+    pairs = sheet["strand_pair"] if "strand_pair" in sheet else range(len(sheet))
+    return sheet, [int(p) for p in pairs]
+
+
+def _build(params, head, where, strand_pair=None):
+    """The model of `params`, cut to output `head` alone when it has several."""
+    import keras
+
+    from seqnn.model import build_model, parse_params
+
+    n = len(parse_params(params).heads)
+    if head is None and n > 1:
+        raise SeqnnError(f"{where}: the model has {n} heads; pick the one that matches the "
+                         "data with --head (config train.head)")
+    if head is not None and not 0 <= head < n:
+        raise SeqnnError(f"{where}: head {head} does not exist; the model has {n} head(s), "
+                         f"0..{n - 1}")
+    if n == 1:
+        return build_model(params, strand_pair)
+    pairs = None if strand_pair is None else [strand_pair if i == head else None
+                                              for i in range(n)]
+    model = build_model(params, pairs)
+    return keras.Model(model.inputs, model.outputs[head], name=model.name)
+
+
+def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = None,
+                  strand_pair: list[int] | None = None, jit_compile: bool | str = False,
+                  where: str = "params"):
+    """The training model of `params`, compiled with the optimizer and loss of train options
+    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope."""
+    from seqnn.losses import get_loss
+    from seqnn.metrics import R2, PearsonR
+
+    model = _build(params, head, where, strand_pair)
+    loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
+    model.compile(optimizer=optimizer(opts), loss=get_loss(opts["loss"], **loss_kw),
+                  metrics=[PearsonR(tracks), R2(tracks)], jit_compile=jit_compile)
+    return model
+
+
+def _check_shapes(model, stats, data_dir, where, head):
+    _, length, tracks = model.outputs[0].shape
+    name = "the head" if head is None else f"head {head}"
+    if tracks != stats["num_targets"]:
+        raise SeqnnError(f"{where}: {name} predicts {tracks} tracks but {data_dir} has "
+                         f"{stats['num_targets']}; set `units` of its final block to "
+                         f"{stats['num_targets']} (or pick another --head)")
+    if length != stats["target_length"]:
+        raise SeqnnError(f"{where}: the model outputs {length} bins but {data_dir}/statistics"
+                         f".json has target_length {stats['target_length']}; change the pooling "
+                         "or the Cropping1D block so the lengths agree")
+
+
+def _fingerprint(params, stats, splits, head, opts, precision):
+    key = {
+        "model": params.get("model", params),
+        "data": {k: stats[k] for k in ("seq_length", "target_length", "num_targets")},
+        "splits": asdict(splits),
+        "head": head,
+        "optimizer": opts["optimizer"],
+        "precision": precision,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class _TensorBoard:
+    """Per-epoch scalars in TensorBoard event files (written with TensorFlow's core ops, so
+    the tensorboard package is needed only to view them)."""
+
+    def __init__(self, log_dir):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self.tf = tf
+        self.writers = {s: tf.summary.create_file_writer(os.path.join(log_dir, s))
+                        for s in ("train", "validation")}
+        self.meta = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+    def write(self, row: dict):
+        for key, value in row.items():
+            if key in ("epoch", "seconds"):
+                continue
+            split = "validation" if key.startswith("val_") else "train"
+            with self.writers[split].as_default():
+                self.tf.summary.write(f"epoch_{key.removeprefix('val_')}",
+                                      self.tf.constant(value, self.tf.float32),
+                                      step=row["epoch"], metadata=self.meta)
+        for w in self.writers.values():
+            w.flush()
+
+    def close(self):
+        for w in self.writers.values():
+            w.close()
+
+
+def _guard():
+    import keras
+
+    class Guard(keras.callbacks.Callback):
+        """Ends `fit` after one epoch, or at the first non-finite training loss."""
+
+        bad_batch = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.bad_batch = batch
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return Guard()
+
+
+def write_history(rows: list[dict], path: str) -> None:
+    """history.tsv: one row per epoch (HISTORY_COLUMNS), written atomically."""
+    from seqnn.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, HISTORY_COLUMNS, delimiter="\t", extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+
+def _copy(src, dst):
+    from seqnn.io import atomic_path
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _stop(state, opts):
+    done = state["epoch"]
+    if done >= opts["train_epochs_max"]:
+        return "reached train_epochs_max"
+    if done >= opts["train_epochs_min"] and done - state["best_epoch"] >= opts["patience"]:
+        return f"no better {MONITOR} for {opts['patience']} epochs"
+    return None
+
+
+def train(
+    params: dict | str | os.PathLike,
+    data_dir: str,
+    out_dir: str,
+    *,
+    splits: Splits | None = None,
+    head: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    mixed_precision: str | None = None,
+    jit_compile: bool | str = False,
+    gpu: bool = False,
+    threads: int | None = None,
+    callbacks: list | tuple = (),
+) -> dict:
+    """Train the model of `params` on `data_dir`; see the module docstring for what lands in
+    `out_dir`. Returns a summary dict (epochs, best epoch and r).
+
+    `params` is a params dict (`train` and `model` blocks), or a params JSON path, preset name
+    or preset mapping `{"preset": ..., "size": ...}`, resolved against the data's statistics
+    (`seqnn.model.resolve_model`).
+
+    `splits` defaults to `data_splits(data_dir)`; `head` picks one head of a multi-head model;
+    `epochs` caps train_epochs_max; `gpu` fails unless TensorFlow sees a GPU (several GPUs train
+    with MirroredStrategy, batch_size per GPU); `jit_compile` is True, False or "auto" (XLA);
+    `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks.
+    """
+    from seqnn.model import model_params, resolve_model
+
+    if mixed_precision not in PRECISIONS:
+        raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
+                         "mixed_float16, mixed_bfloat16")
+    stats = read_statistics(data_dir)
+    where = str(params) if isinstance(params, str | os.PathLike) else "params"
+    if not isinstance(params, dict) or "model" not in params:  # a file, preset or preset spec
+        params = resolve_model(params, data=stats)
+    opts = train_options(params, epochs, where)
+    seq_length = model_params(params).get("seq_length")
+    if seq_length != stats["seq_length"]:
+        raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
+                         f"{stats['seq_length']} of {data_dir}/statistics.json; set it to "
+                         f"{stats['seq_length']}")
+    if threads:
+        _set_threads(threads)
+    splits = splits or data_splits(data_dir)
+    counts = {lab: _count(data_dir, stats, lab) for lab in splits.labels()}
+    for name, labels in (("training", splits.train), ("validation", [splits.valid])):
+        if not sum(counts[lab] for lab in labels):
+            raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
+                             "sequence; check the folds / split names and the data stage")
+    import keras
+    import tensorflow as tf
+
+    found = doctor(gpu)["devices"]
+    log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
+    gpus = [d for d in found if d["type"] == "GPU"]
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    sheet, strand_pair = _strand_pair(data_dir, stats["num_targets"])
+    fingerprint = _fingerprint(params, stats, splits, head, opts, mixed_precision)
+    ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
+                      {"params": params, "targets": sheet, "statistics": stats})
+    state = ckpt.load(fingerprint)
+    keras.utils.set_random_seed(seed + (state["epoch"] if state else 0))
+
+    with dtype_policy("float32"):  # the saved models compute in float32
+        inference = _build(params, head, where)
+        _check_shapes(inference, stats, data_dir, where, head)
+        if strand_pair is not None:
+            inference = _build(params, head, where, strand_pair)
+    with dtype_policy(mixed_precision), strategy.scope():
+        model = compile_model(params, opts, stats["num_targets"], head=head,
+                              strand_pair=strand_pair, jit_compile=jit_compile, where=where)
+        if state:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(os.path.join(ckpt.dir, state["weights"]))
+    if state:
+        log.info("resuming from %s after epoch %d (best %s %.4f at epoch %d); delete it to "
+                 "start afresh", ckpt.dir, state["epoch"], MONITOR, state["best_score"],
+                 state["best_epoch"])
+    else:
+        state = {"fingerprint": fingerprint, "epoch": 0, "best_epoch": 0,
+                 "best_score": -math.inf, "history": []}
+
+    from seqnn.data import dataset
+
+    batch = opts["batch_size"] * replicas
+    n_train = sum(counts[lab] for lab in splits.train)
+
+    def training_batches(epoch):
+        """Shuffled full batches (a last partial one would retrace the step and skew batch
+        norm); the step count is stated, for the progress bar."""
+        ds = dataset(data_dir, splits.train, batch, shuffle=True, seed=seed + epoch,
+                     shuffle_buffer=opts["shuffle_buffer"])
+        if n_train < batch:
+            return ds.apply(tf.data.experimental.assert_cardinality(1))
+        ds = ds.filter(lambda x, y: tf.shape(x)[0] == batch)
+        return ds.apply(tf.data.experimental.assert_cardinality(n_train // batch))
+
+    valid = dataset(data_dir, splits.valid, batch).apply(
+        tf.data.experimental.assert_cardinality(math.ceil(counts[splits.valid] / batch)))
+    log.info("training on %s (%d seqs), validating on %s (%d seqs); batch %d on %d replica(s); "
+             "%s params", "+".join(splits.train), n_train, splits.valid, counts[splits.valid],
+             batch, replicas, f"{model.count_params():,}")
+    board = _TensorBoard(os.path.join(out_dir, "tensorboard"))
+    verbose = 1 if sys.stdout.isatty() else 2
+    start = time.perf_counter()
+    trained = 0
+    try:
+        while not (reason := _stop(state, opts)):
+            epoch = state["epoch"]
+            guard = _guard()
+            tic = time.perf_counter()
+            fit = model.fit(training_batches(epoch), validation_data=valid, initial_epoch=epoch,
+                            epochs=opts["train_epochs_max"], shuffle=False, verbose=verbose,
+                            callbacks=[guard, *callbacks])
+            logs = {k: float(v[-1]) for k, v in fit.history.items()}
+            bad = [k for k in ("loss", "val_loss") if not math.isfinite(logs.get(k, math.nan))]
+            if guard.bad_batch is not None or bad:
+                where_bad = (f"training loss at batch {guard.bad_batch}"
+                             if guard.bad_batch is not None else bad[0])
+                kept = (f"the last good checkpoint (epoch {epoch}) is kept in {ckpt.dir}"
+                        if epoch else "no epoch finished, so there is no checkpoint")
+                raise SeqnnError(f"{out_dir}: {where_bad} became NaN/inf in epoch {epoch + 1}; "
+                                 f"stopped, {kept}. Lower train.learning_rate, set "
+                                 "train.global_clipnorm or check the targets, then rerun")
+            row = {"epoch": epoch + 1, **{k: logs.get(k) for k in HISTORY_COLUMNS[1:-2]},
+                   "learning_rate": float(keras.ops.convert_to_numpy(
+                       model.optimizer.learning_rate)),
+                   "seconds": round(time.perf_counter() - tic, 2)}
+            score = row[MONITOR] if math.isfinite(row[MONITOR]) else -math.inf
+            improved = state["epoch"] == 0 or score > state["best_score"]
+            state = {**state, "epoch": epoch + 1, "history": [*state["history"], row]}
+            if improved:
+                state.update(best_epoch=epoch + 1, best_score=score)
+                inference.set_weights(model.get_weights())
+            state = ckpt.save(model, state, inference if improved else None)
+            board.write(row)
+            trained += 1
+            log.info("epoch %d: loss %.4f val_loss %.4f %s %.4f%s (%.1f s)", epoch + 1,
+                     row["loss"], row["val_loss"], MONITOR, row[MONITOR],
+                     " best" if improved else "", row["seconds"])
+    finally:
+        board.close()
+
+    seconds = time.perf_counter() - start
+    write_history(state["history"], os.path.join(out_dir, "history.tsv"))
+    from seqnn.model import save_model
+
+    inference.set_weights(model.get_weights())
+    save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)
+    _copy(os.path.join(ckpt.dir, state["best_model"]), os.path.join(out_dir, "model_best.keras"))
+    summary = {
+        "epochs": state["epoch"],
+        "epochs_this_run": trained,
+        "stopped": reason,
+        "best_epoch": state["best_epoch"],
+        f"best_{MONITOR}": state["best_score"],
+        "seconds": round(seconds, 1),
+        "train_seqs_per_s": round(trained * n_train / seconds, 1) if trained else None,
+    }
+    log.info("trained %s: %d epochs (%d this run, %s), best %s %.4f at epoch %d, %.1f s",
+             out_dir, summary["epochs"], trained, reason, MONITOR, state["best_score"],
+             state["best_epoch"], seconds)
+    return summary
