@@ -5,15 +5,22 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         data_outputs(),
         model_outputs(),
+        EVAL_OUTPUTS,
+        REPORT_OUTPUTS,
     default_target: True
 
 

@@ -59,7 +59,8 @@ def write_tiny_sheet(path: Path, rows: list[dict]) -> Path:
 def write_tiny_config(path: Path, fasta: str, targets: str, genome: dict | None = None,
                       **data) -> Path:
     config = {"demo": False, "genome": {"fasta": fasta, **(genome or {})}, "targets": targets,
-              "data": {**TINY_DATA, **data}}
+              "data": {**TINY_DATA, **data},
+              "evaluate": {"tss": None}}  # the demo's motifs.bed does not exist here
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

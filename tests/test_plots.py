@@ -1,0 +1,342 @@
+"""Plots: each figure's panels, data and labels, the files written, and the workflow's set."""
+
+import base64
+import json
+import re
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqnn import SeqnnError
+from seqnn import plots as P
+from seqnn.evaluate import ALL_TRACKS, cv_summary
+
+IDS = ["peak", "rna_fwd", "rna_rev"]
+PAIRS = [0, 2, 1]
+
+
+def history(offset):
+    epochs = np.arange(1, 6)
+    return pd.DataFrame({"epoch": epochs, "loss": 1 / epochs + offset, "val_loss": 1.1 / epochs,
+                         "pearsonr": 0.1 * epochs, "val_pearsonr": [0.1, 0.3, 0.5, 0.4, 0.45],
+                         "r2": 0.0, "val_r2": 0.0})
+
+
+@pytest.fixture
+def summary(tmp_path):
+    """cv_summary of two folds and their ensembles (3 tracks, pearsonr / r2 / spearmanr)."""
+    def acc(name, base):
+        path = tmp_path / f"{name}.tsv"
+        pd.DataFrame({"index": range(3), "identifier": IDS, "description": "",
+                      "pearsonr": base + np.array([0.1, 0.2, 0.3]), "r2": base,
+                      "spearmanr": base + 0.05, "auc_labels": "none"}).to_csv(path, sep="\t",
+                                                                               index=False)
+        return str(path)
+
+    return cv_summary({"f0": acc("a", 0.2), "f1": acc("b", 0.4)},
+                      ensemble={"f0": acc("c", 0.3), "f1": acc("d", 0.5)})
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_track_groups():
+    assert P.track_groups(IDS, PAIRS) == [(0,), (1, 2)]
+    assert P.track_groups(IDS, PAIRS, ["rna_rev"]) == [(1, 2)]
+    assert P.track_groups(IDS, PAIRS, limit=1) == [(0,)]
+    with pytest.raises(SeqnnError, match="plots.tracks: nope not in the track sheet"):
+        P.track_groups(IDS, PAIRS, ["nope"])
+
+
+def test_training_curves(tmp_path):
+    fig = P.training_curves({"f0": history(0), "f1": history(0.5)})
+    loss_ax, r_ax = fig.axes
+    assert (loss_ax.get_xlabel(), loss_ax.get_ylabel()) == ("epoch", "loss")
+    assert len(loss_ax.lines) == 4 and len(r_ax.lines) == 6  # train + valid per fold, 2 dots
+    np.testing.assert_allclose(loss_ax.lines[2].get_ydata(), 1 / np.arange(1, 6) + 0.5)
+    dot = r_ax.lines[2]
+    assert (dot.get_xdata()[0], dot.get_ydata()[0]) == (3, 0.5)  # best validation epoch
+    labels = [t.get_text() for t in r_ax.get_legend().get_texts()]
+    assert labels == ["f0 train", "f0 valid", "f1 train", "f1 valid"]
+    P.save(fig, [tmp_path / "t.png", tmp_path / "t.svg", tmp_path / "t.pdf"], dpi=100)
+    width, height = png_size(tmp_path / "t.png")
+    assert width > 600 and height > 250 and (tmp_path / "t.png").stat().st_size > 20_000
+    assert (tmp_path / "t.svg").read_text().count("<path") > 20
+    assert (tmp_path / "t.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_scatter():
+    rng = np.random.default_rng(0)
+    target = rng.poisson(5, (200, 3)).astype(float)
+    pred = target + rng.normal(0, 1, target.shape)
+    fig = P.scatter([(pred[:100], target[:100]), (pred[100:], target[100:])], IDS,
+                    [(0,), (1, 2)], {"peak": 0.81234, "rna_fwd": 0.5, "rna_rev": 0.4})
+    assert len(fig.axes) == 3
+    ax = fig.axes[0]
+    assert ax.get_title() == "peak  r = 0.812" and ax.get_xscale() == "log"
+    points = ax.collections[0].get_offsets()
+    assert len(points) == 200
+    np.testing.assert_allclose(points[:, 0], np.maximum(target[:, 0], 0) + 1)
+    assert fig.axes[2].get_title().startswith("rna_rev")
+
+
+def test_r_distribution_and_fold_bars(summary):
+    fig = P.r_distribution(summary)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["f0", "f1"]
+    points = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections
+                             if len(c.get_offsets()) == 3])
+    want = summary[(summary.metric == "pearsonr") & (summary.identifier != ALL_TRACKS)]
+    np.testing.assert_allclose(np.sort(points), np.sort(want[["f0", "f1"]].to_numpy().ravel()))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["single", "ensemble"]
+
+    fig = P.fold_bars(summary)
+    assert [a.get_title() for a in fig.axes] == ["pearsonr", "r2", "spearmanr"]
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height())
+    means = summary[(summary.metric == "pearsonr") & (summary.identifier == ALL_TRACKS)]
+    assert heights == sorted(np.round(means[["f0", "f1"]].to_numpy().ravel(), 6))
+    assert len(fig.axes[0].lines) == 4  # SEM error bars: one per bar
+
+
+def test_loci_and_roc_pr():
+    bins = 16
+    target = np.zeros((bins, 3))
+    target[4:8] = [3, 2, 5]
+    locus = {"chrom": "chr1", "start": 1000, "end": 1000 + bins * 32, "reason": "best",
+             "r": 0.9, "fold": "f0", "target": target, "pred": target * 0.5}
+    fig = P.loci([locus, {**locus, "reason": "worst", "r": -0.1}], IDS, [(0,), (1, 2)], 32)
+    assert len(fig.axes) == 4  # 2 rows (peak, the strand pair) x 2 windows
+    pair_ax = fig.axes[2]
+    assert pair_ax.get_ylabel() == "rna_fwd / rna_rev"
+    assert pair_ax.get_xlabel() == "chr1 position (kb)"
+    minus = pair_ax.lines[1].get_ydata()
+    np.testing.assert_allclose(minus, -2.5 * (np.arange(bins) >= 4) * (np.arange(bins) < 8))
+    assert pair_ax.get_ylim()[0] < -4  # the reverse strand is drawn below the axis
+    assert fig.axes[0].get_title() == "chr1:1,000-1,512\nbest, f0, r = 0.900"
+    assert fig.axes[1].get_title().startswith("chr1:1,000-1,512\nworst")
+    assert P.loci([], IDS, [(0,)], 32).axes[0].texts
+
+    rng = np.random.default_rng(0)
+    label = rng.random((300, 3)) < 0.2
+    score = label + rng.normal(0, 0.8, label.shape)
+    fig = P.roc_pr([(label, score)], IDS, ["peaks", "binary", "none"], [0, 1, 2],
+                   {"peak": 0.8, "rna_fwd": 0.7, "rna_rev": np.nan})
+    roc, pr = fig.axes
+    assert len(roc.lines) == 3 and len(pr.lines) == 2  # two curves + the diagonal
+    assert (roc.lines[0].get_xdata()[-1], roc.lines[0].get_ydata()[-1]) == (1, 1)
+    assert [t.get_text() for t in roc.get_legend().get_texts()] == [
+        "peak (peaks) AUROC 0.800", "rna_fwd (binary) AUROC 0.700"]
+    message = P.roc_pr([(label, score)], IDS, ["none"] * 3, [0, 1, 2])
+    assert "evaluate.peaks" in message.axes[0].texts[0].get_text()
+    message = P.roc_pr([(label[:, [0]] & False, score)], IDS, ["peaks"], [0])
+    assert "no peak was called" in message.axes[0].texts[0].get_text()
+
+
+def test_data_overview():
+    seqs = pd.DataFrame({"chrom": ["a", "a", "b", "b", "b"], "start": 0, "end": 1,
+                         "label": ["fold0", "fold1", "fold1", "fold10", "fold2"]})
+    (ax,) = P.data_overview(seqs).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fold0", "fold1", "fold2", "fold10"]
+    tops = [round(p.get_y() + p.get_height()) for p in ax.patches]
+    assert tops == [1, 1, 0, 0, 1, 2, 1, 1]  # chromosome a, then b stacked on it
+
+
+def test_html_pages(summary, tmp_path):
+    P.summary_page(summary, tmp_path / "s.html")
+    text = (tmp_path / "s.html").read_text()
+    rows = re.findall(r"<tr>\s*(?:<th[^>]*>ensemble</th>\s*)?<th>([^<]+)</th>(.*?)</tr>", text,
+                      re.S)
+    cells = {name: re.findall(r"<td>([^<]*)</td>", rest) for name, rest in rows[4:]}
+    assert list(cells) == [*IDS, ALL_TRACKS]  # the ensemble rows; metrics in summary order
+    assert cells["rna_fwd"] == ["0.600 ± 0.100", "0.400 ± 0.100", "0.450 ± 0.100"]
+    assert re.findall(r"<th>(\w+)</th>", text)[:3] == ["pearsonr", "r2", "spearmanr"]
+    P.config_page({"plots": {"loci": ["chr1:1-9"]}, "x": "<b>"}, tmp_path / "c.html")
+    text = (tmp_path / "c.html").read_text()
+    assert "plots:\n  loci:\n  - chr1:1-9\nx: &lt;b&gt;" in text
+
+
+def test_pick_loci():
+    def locus(reason, r):
+        return {"reason": reason, "r": r, "chrom": "c", "start": 0, "end": 1}
+
+    examples = {"f0": {"loci": [locus("best", 0.8), locus("worst", 0.1),
+                                locus("asked c:1-2", 0.5)]},
+                "f1": {"loci": [locus("best", 0.9), locus("best", 0.7), locus("worst", 0.3)]}}
+    picked = P.pick_loci(examples, 1)
+    assert [(e["reason"], e["r"], e["fold"]) for e in picked] == [
+        ("best", 0.9, "f1"), ("worst", 0.1, "f0"), ("asked c:1-2", 0.5, "f0")]
+    assert len(P.pick_loci(examples, 2)) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow: every plot and the report, rendered by a real browser
+
+PLOT_NAMES = ["data", "training", "scatter", "r_distribution", "folds", "loci", "roc_pr"]
+TINY_PARAMS = {
+    "train": {"batch_size": 4, "learning_rate": 0.01, "patience": 5, "train_epochs_max": 2},
+    "model": {"seq_length": 512, "augment_rc": True, "augment_shift": 1,
+              "trunk": [{"name": "conv_dna", "filters": 4, "kernel_size": 5, "pool_size": 16}],
+              "head": {"name": "final", "units": 3, "activation": "softplus"}},
+}
+
+
+def tiny_workdir(work, **data):
+    """A tiny genome, three tracks (the last two a strand pair), a tiny model and its config."""
+    import yaml
+    from conftest import write_tiny_bigwig, write_tiny_config, write_tiny_fasta, write_tiny_sheet
+
+    (work / "tracks").mkdir(parents=True)
+    write_tiny_fasta(work / "genome.fa")
+    write_tiny_bigwig(work / "tracks/a.bw")
+    write_tiny_sheet(work / "targets.tsv", [
+        {"identifier": "a", "file": "tracks/a.bw"},
+        {"identifier": "s_fwd", "file": "tracks/a.bw", "strand_pair": 2},
+        {"identifier": "s_rev", "file": "tracks/a.bw", "strand_pair": 1}])
+    write_tiny_config(work / "config.yaml", "genome.fa", "targets.tsv", **data)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config.update(model="params.json", train={"epochs": 1, "threads": 1},
+                  evaluate={"shifts": [-1, 0, 1], "peaks": True, "batch_size": 4, "threads": 1,
+                            "tss": None},
+                  plots={"n_loci": 1, "formats": ["png", "svg"], "loci": ["chrII:0-512"]})
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (work / "params.json").write_text(json.dumps(TINY_PARAMS))
+    return work
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    """The whole workflow on one train/valid/test split (one model: quick), then the report."""
+    from helpers import run_snakemake
+
+    work = tiny_workdir(tmp_path_factory.mktemp("wf"), folds=0, valid_frac=0.25, test_frac=0.25)
+    run_snakemake(work, "--configfile", str(work / "config.yaml"))
+    run_snakemake(work, "--configfile", str(work / "config.yaml"), "--report", "report.html")
+    return work
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+@pytest.mark.xdist_group("workflow")
+def test_workflow_writes_every_plot_and_the_report(workflow_run):
+    for name in PLOT_NAMES:
+        png = workflow_run / f"results/plots/{name}.png"
+        width, height = png_size(png)
+        assert width > 300 and height > 100 and png.stat().st_size > 10_000, name
+        assert (workflow_run / f"results/plots/{name}.svg").read_text().count("<path") > 10
+    acc = pd.read_csv(workflow_run / "results/eval/f0/acc.tsv", sep="\t")
+    assert acc.identifier.tolist() == ["a", "s_fwd", "s_rev"] and acc.pearsonr.notna().all()
+    table = pd.read_csv(workflow_run / "results/eval/cv_summary.tsv", sep="\t")
+    assert set(table.model) == {"single"} and ALL_TRACKS in set(table.identifier)
+    log = (workflow_run / "results/logs/evaluate/f0.log").read_text()
+    assert "6 pass(es) each" in log  # rc x 3 shifts
+    html = (workflow_run / "report.html").read_text()
+    results = json.loads(re.search(r'<script id="results">\s*var results = (.*?);\s*</script>',
+                                   html, re.S).group(1))
+    categories = json.loads(re.search(r"var categories = (.*?);\n", html).group(1))
+    assert categories == {
+        "Data": {"Other": ["results/plots/data.png"]},
+        "Training": {"Other": ["results/plots/training.png"]},
+        "Configuration": {"Other": ["results/report/config.html"]},
+        "Evaluation": {
+            "Summary across folds": ["results/eval/cv_summary.tsv", "results/plots/summary.html"],
+            "Accuracy per test fold": ["results/eval/f0/acc.tsv"],
+            "Figures": [f"results/plots/{n}.png" for n in sorted(PLOT_NAMES[2:])]}}
+    for path, entry in results.items():
+        data = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+        assert data == (workflow_run / path).read_bytes(), path
+        assert entry["caption"].count("<p>") >= 1, path  # from workflow/report/*.rst
+    config_page = (workflow_run / "results/report/config.html").read_text()
+    assert "loci:\n  - chrII:0-512" in config_page and "rc: true" in config_page  # with defaults
+    summary_page = (workflow_run / "results/plots/summary.html").read_text()
+    assert "<th>pearsonr</th>" in summary_page and ALL_TRACKS in summary_page
+    assert "are computed over all bins" in html  # workflow.rst
+
+
+@pytest.mark.workflow
+@pytest.mark.xdist_group("workflow")
+def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
+    from helpers import run_snakemake
+
+    work = tiny_workdir(tmp_path / "cv")
+    out = run_snakemake(work, "--configfile", str(work / "config.yaml"), "-n").stdout
+    jobs = {}
+    for block in out.split("rule evaluate:")[1:]:
+        models = re.findall(r"results/models/f(\d)/model_best.keras", block.split("output:")[0])
+        jobs[re.search(r"evalset=(\S+)", block).group(1)] = sorted(models)
+    assert jobs == {"f0": ["0"], "f1": ["1"], "f2": ["2"], "ensemble/f0": ["0", "2"],
+                    "ensemble/f1": ["0", "1"], "ensemble/f2": ["1", "2"]}
+
+
+# Shows a report entry and checks in the page that every PNG of the report decodes.
+REPORT_CHECK = """<script>
+window.addEventListener("load", () => {
+  const pngs = Object.values(results).filter(r => r.mime_type === "image/png");
+  let done = 0, ok = 0;
+  const finish = () => setTimeout(() => {
+    const shown = [...document.images].find(i => i.src.startsWith("data:image/png"));
+    const div = document.createElement("div");
+    div.id = "imgcheck";
+    div.textContent = `decoded ${ok} of ${pngs.length} images; shown ` +
+      (shown && shown.complete ? `${shown.naturalWidth}x${shown.naturalHeight}` : "none");
+    document.body.appendChild(div);
+  }, 500);
+  for (const r of pngs) {
+    const img = new Image();
+    img.onload = () => { ok += img.naturalWidth > 0; if (++done === pngs.length) finish(); };
+    img.onerror = () => { if (++done === pngs.length) finish(); };
+    img.src = r.data_uri;
+  }
+  const show = () => {  // React creates `app` asynchronously
+    if (typeof app === "undefined") return setTimeout(show, 100);
+    app.showCategory("Evaluation");
+    app.setView({content: "img", contentPath: results["SHOW"].data_uri, resultPath: "SHOW"});
+  };
+  show();
+});
+</script>"""
+
+
+def chromium(*args, timeout=120):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); the report "
+                    "was checked as HTML only")
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=15000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def report_screenshot(report, out_png, show="results/plots/loci.png"):
+    """Open `report` in headless chromium showing entry `show`; save a screenshot to `out_png`
+    and return the page's DOM (with the image check's result in #imgcheck)."""
+    head, body_end, tail = report.read_text().rpartition("</body>")
+    page = report.with_name(f"{report.stem}.check.html")
+    page.write_text(head + REPORT_CHECK.replace("SHOW", show) + body_end + tail)
+    dom = chromium("--dump-dom", page.as_uri()).stdout
+    chromium(f"--screenshot={out_png}", "--window-size=1400,900", page.as_uri())
+    return dom
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+@pytest.mark.xdist_group("workflow")
+def test_report_renders_in_headless_chromium(workflow_run, tmp_path):
+    from matplotlib.image import imread
+
+    dom = report_screenshot(workflow_run / "report.html", tmp_path / "report.png")
+    width, height = png_size(workflow_run / "results/plots/loci.png")
+    n = len(PLOT_NAMES)
+    assert f"decoded {n} of {n} images; shown {width}x{height}" in dom  # the loci figure
+    pixels = imread(tmp_path / "report.png")[..., :3]
+    assert pixels.shape[:2] == (900, 1400)
+    # the figure's observed coverage: grey fill (0.55) covering a good part of the page
+    grey = np.all(np.abs(pixels - 0.55) < 0.02, axis=-1).mean()
+    assert grey > 0.02, grey

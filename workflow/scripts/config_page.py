@@ -1,0 +1,6 @@
+from seqnn.log import logged
+from seqnn.plots import config_page
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]):
+    config_page(sm.params.config, sm.output[0])
