@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
@@ -21,6 +22,7 @@ rule all:
         model_outputs(),
         EVAL_OUTPUTS,
         REPORT_OUTPUTS,
+        PREDICT_OUTPUTS,
     default_target: True
 
 

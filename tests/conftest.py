@@ -60,7 +60,8 @@ def write_tiny_config(path: Path, fasta: str, targets: str, genome: dict | None 
                       **data) -> Path:
     config = {"demo": False, "genome": {"fasta": fasta, **(genome or {})}, "targets": targets,
               "data": {**TINY_DATA, **data},
-              "evaluate": {"tss": None}}  # the demo's motifs.bed does not exist here
+              # the demo's motifs.bed does not exist here
+              "evaluate": {"tss": None}, "predict": {"tss_bed": None}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

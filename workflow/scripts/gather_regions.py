@@ -1,0 +1,6 @@
+from seqnn.log import logged
+from seqnn.predict import write_regions
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    write_regions(sm.input.shards, sm.input.bed[0], sm.output[0])

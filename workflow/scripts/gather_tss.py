@@ -1,0 +1,6 @@
+from seqnn.log import logged
+from seqnn.predict import tss_summary
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    tss_summary(sm.input.shards, sm.input.bed[0], sm.output[0], sm.params.window)
