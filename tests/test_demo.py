@@ -66,7 +66,7 @@ def test_constants():
 
 def test_runtime_and_summary(demo, motifs):
     _, summary, seconds = demo
-    assert seconds < 15
+    assert seconds < 60  # about 4.5 s alone on one core; generous for a loaded CI machine
     assert summary["genome_length"] == 2_200_000
     assert summary["n_length"] == sum(e - s for _, s, e in GAPS)
     for name in MOTIFS:

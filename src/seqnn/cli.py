@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="also OUT/embeddings.h5: a layer's output for windows on these")
     predict.add_argument("--embed-layer", help="layer name (default: the penultimate)")
     predict.add_argument("--jit-compile", action="store_true",
-                         help="run the models through XLA (faster; compiled once per run)")
+                         help="run the models through XLA (compiled once per run)")
     predict.add_argument("--threads", type=int, help="TensorFlow CPU threads")
     return parser
 
