@@ -2,7 +2,11 @@
 # Usage: snakemake --cores all   (config/config.yaml: the embedded demo)
 
 
-configfile: "config/config.yaml"
+# The embedded demo's config, unless --configfile names another (which then stands alone,
+# so none of the demo's settings leak into a user's run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

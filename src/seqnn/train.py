@@ -518,6 +518,7 @@ def train(
     gpu: bool = False,
     threads: int | None = None,
     callbacks: list | tuple = (),
+    devices: list[str] | None = None,
 ) -> dict:
     """Train the model of `params` on `data_dir`; see the module docstring for what lands in
     `out_dir`. Returns a summary dict (epochs, best epoch and r).
@@ -529,7 +530,8 @@ def train(
     `splits` defaults to `data_splits(data_dir)`; `head` picks one head of a multi-head model;
     `epochs` caps train_epochs_max; `gpu` fails unless TensorFlow sees a GPU (several GPUs train
     with MirroredStrategy, batch_size per GPU); `jit_compile` is True, False or "auto" (XLA);
-    `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks.
+    `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks; `devices`
+    names the devices to replicate over (default: every GPU, when there are several).
     """
     from seqnn.model import model_params, resolve_model
 
@@ -560,7 +562,12 @@ def train(
     found = doctor(gpu)["devices"]
     log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
     gpus = [d for d in found if d["type"] == "GPU"]
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if devices and len(devices) > 1:
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     sheet, strand_pair = _strand_pair(data_dir, stats["num_targets"])
     fingerprint = _fingerprint(params, stats, splits, head, opts, mixed_precision)
