@@ -34,20 +34,29 @@ def demo_statistics():
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
-    """Demo-shaped records: 16 random sequences whose targets count G+C per bin (+ noise)."""
+    """The embedded demo through the data stage (library calls, fold0 records only)."""
+    from seqnn import coverage, demo, genome, targets
+
     root = tmp_path_factory.mktemp("demo_data")
-    stats = demo_statistics()
-    n, length, bins = 16, stats["seq_length"], stats["target_length"]
-    rng = np.random.default_rng(0)
-    codes = rng.integers(0, 4, (n, length)).astype(np.uint8)
-    gc = np.isin(codes, (1, 2)).reshape(n, bins, -1).sum(-1)
-    y = (gc[..., None] + rng.poisson(2.0, (n, bins, stats["num_targets"]))).astype(np.float16)
-    examples = [records.example({"sequence": c.tobytes(), "target": t.tobytes()})
-                for c, t in zip(codes, y)]
-    records.write_tfrecord(str(root / "tfrecords" / "train-0.tfr"), examples)
-    records.write_json({**stats, "seq_depth": 4, "seq_1hot": True, "train_seqs": n},
-                       str(root / "statistics.json"))
-    return root, stats
+    demo.make_demo(str(root / "demo"))
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    d, fasta = config["data"], str(root / "demo" / "genome.fa")
+    sheet = targets.read_sheet(str(REPO / "config" / "targets.tsv"))
+    sizes = genome.chrom_sizes(fasta)
+    genome.write_contigs(fasta, str(root / "contigs.bed"), d["seq_length"], d["folds"], d["seed"],
+                         break_length=d["break_length"])
+    seqs = genome.write_sequences(str(root / "contigs.bed"), str(root / "seqs.bed"),
+                                  d["seq_length"], d["folds"], d["stride_train"],
+                                  d["stride_test"], sizes)
+    cov = []
+    for row in sheet.to_dict("records"):
+        row["file"] = str(root / "demo" / row["file"].rsplit("/", 1)[1])
+        cov.append(str(root / f"{row['identifier']}.h5"))
+        coverage.write_coverage(row, str(root / "seqs.bed"), cov[-1], sizes, d["pool_width"])
+    records.write_split(fasta, None, seqs, cov, str(root / "data" / "tfrecords"), "fold0", 64)
+    stats = records.statistics(seqs, ["fold0"], len(sheet), d["pool_width"], d["crop_bp"])
+    records.write_json(stats, str(root / "data" / "statistics.json"))
+    return root / "data", stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +71,7 @@ def test_micro_preset_trains_and_round_trips(name, demo_data, tmp_path):
     keras.utils.set_random_seed(0)
     model = compile_model(params, train_options(params), stats["num_targets"])
     model.run_eagerly = True  # a few steps cost less than tracing the training step
-    history = model.fit(dataset(str(data_dir), "train", 4), steps_per_epoch=2, verbose=0)
+    history = model.fit(dataset(str(data_dir), "fold0", 4), steps_per_epoch=2, verbose=0)
     assert all(math.isfinite(v) for v in history.history["loss"])
     assert model.output.shape == (None, stats["target_length"], stats["num_targets"])
 
