@@ -177,14 +177,20 @@ def _doctor(args, log) -> None:
     log.info("doctor: %d GPU(s) visible", report["gpus"])
 
 
-def _evaluate(args) -> None:
+def _shifts(text: str) -> list[int]:
+    """The integers of --shifts, e.g. -1,0,1."""
     from seqnn import SeqnnError
-    from seqnn.evaluate import evaluate
 
     try:
-        shifts = [int(s) for s in args.shifts.split(",")]
+        return [int(s) for s in text.split(",")]
     except ValueError:
-        raise SeqnnError(f"--shifts {args.shifts}: expected integers such as -1,0,1") from None
+        raise SeqnnError(f"--shifts {text}: expected integers such as -1,0,1") from None
+
+
+def _evaluate(args) -> None:
+    from seqnn.evaluate import evaluate
+
+    shifts = _shifts(args.shifts)
     summary = evaluate(
         args.models, args.data_dir, args.out_dir, split=args.split, rc=args.rc, shifts=shifts,
         batch_size=args.batch_size, peaks=args.peaks, tss=args.tss, tss_window=args.tss_window,
@@ -194,13 +200,9 @@ def _evaluate(args) -> None:
 
 
 def _predict(args) -> None:
-    from seqnn import SeqnnError
     from seqnn.predict import predict
 
-    try:
-        shifts = [int(s) for s in args.shifts.split(",")]
-    except ValueError:
-        raise SeqnnError(f"--shifts {args.shifts}: expected integers such as -1,0,1") from None
+    shifts = _shifts(args.shifts)
     summary = predict(
         args.models, args.fasta, args.out_dir, bed=args.bed, rc=args.rc, shifts=shifts,
         overlap=args.overlap, stitch=args.stitch, untransform=not args.transformed,
