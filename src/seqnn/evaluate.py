@@ -48,6 +48,7 @@ import pandas as pd
 
 from seqnn import SeqnnError
 from seqnn.io import atomic_path
+from seqnn.train import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -412,14 +413,6 @@ def _write_examples(path, acc, sample, loci, windows, pool_width, crop_bp, meta)
             group["start"] = np.array([windows.start[e[1]] + crop_bp for e in entries], np.int64)
 
 
-def _set_threads(threads: int | None) -> None:
-    import tensorflow as tf
-
-    if threads:
-        with contextlib.suppress(RuntimeError):  # TensorFlow already started: keep its pools
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-
-
 def evaluate(
     models: str | list[str],
     data_dir: str,
@@ -460,7 +453,7 @@ def evaluate(
     paths = [models] if isinstance(models, str | os.PathLike) else list(models)
     shifts = [int(s) for s in shifts] or [0]
     stats = read_statistics(data_dir)
-    _set_threads(threads)
+    set_threads(threads)
     loaded = [load_model(p) for p in paths]
     for (model, _), path in zip(loaded, paths):
         _check_model(model, path, stats, data_dir)

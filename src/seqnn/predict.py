@@ -42,6 +42,7 @@ import pandas as pd
 from seqnn import SeqnnError
 from seqnn.genome import chrom_sizes, fetch_codes, open_fasta, read_labelled_bed
 from seqnn.io import atomic_path
+from seqnn.train import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -478,13 +479,6 @@ class _Columns:
             self._flush(self.n)
 
 
-def _set_threads(threads):
-    if threads:
-        from seqnn.train import _set_threads as set_threads
-
-        set_threads(threads)
-
-
 def predict_shard(
     models: Sequence[str],
     fasta: str,
@@ -516,7 +510,7 @@ def predict_shard(
     measure whether it pays on your hardware). Returns a summary (windows, members, bins,
     seconds, bp/s).
     """
-    _set_threads(threads)
+    set_threads(threads)
     ens = load_ensemble(models, head, seq_length)
     p, t_len = ens.pool_width, ens.target_length
     overlap = t_len // 4 * p if overlap is None else overlap
@@ -818,7 +812,7 @@ def write_embeddings(model_path: str, fasta: str, bed: str, out: str, *, fai: st
     on each BED region (as Basenji's embed), with the regions and `window_start`."""
     import h5py
 
-    _set_threads(threads)
+    set_threads(threads)
     member = _member(model_path, None)
     sub = embedding_model(member["model"], layer)
     length = member["seq_length"]

@@ -272,9 +272,12 @@ def dtype_policy(policy: str | None):
         keras.config.set_dtype_policy(old)
 
 
-def _set_threads(threads):
+def set_threads(threads: int | None) -> None:
+    """Cap TensorFlow's CPU thread pools (no-op for None, or once TensorFlow has started)."""
     import tensorflow as tf
 
+    if not threads:
+        return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
@@ -548,8 +551,7 @@ def train(
         raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
                          f"{stats['seq_length']} of {data_dir}/statistics.json; set it to "
                          f"{stats['seq_length']}")
-    if threads:
-        _set_threads(threads)
+    set_threads(threads)
     splits = splits or data_splits(data_dir)
     counts = {lab: _count(data_dir, stats, lab) for lab in splits.labels()}
     for name, labels in (("training", splits.train), ("validation", [splits.valid])):
