@@ -502,9 +502,9 @@ def test_strand_pair_checked():
 # Attention internals
 
 
-def test_relative_shift_indexes_by_distance():
-    t = 5
-    x = np.random.default_rng(0).normal(size=(1, 2, t, 2 * t - 1)).astype("float32")
+@pytest.mark.parametrize("t", [1, 2, 5, 16])
+def test_relative_shift_indexes_by_distance(t):
+    x = np.random.default_rng(0).normal(size=(3, 2, t, 2 * t - 1)).astype("float32")
     shifted = keras.ops.convert_to_numpy(layers.relative_shift(x))
     i, j = np.meshgrid(np.arange(t), np.arange(t), indexing="ij")
     np.testing.assert_array_equal(shifted, x[:, :, i, j - i + t - 1])

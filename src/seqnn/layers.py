@@ -261,13 +261,16 @@ def positional_features(length, num_features):
 def relative_shift(x):
     """Turn logits over relative distance `[..., T, 2T-1]` into logits over key `[..., T, T]`.
 
-    Output `[..., i, j]` is input `[..., i, j - i + T - 1]`, i.e. distance `j - i` (TransformerXL).
+    Output `[..., i, j]` is input `[..., i, j - i + T - 1]`, i.e. distance `j - i`
+    (TransformerXL). Flattened, that is element `T - 1 + i (2T - 2) + j`: rows of 2T - 2
+    from offset T - 1, of which the first T are kept (one reshape, two slices, no padding).
     """
     heads, length, width = x.shape[1], x.shape[2], x.shape[3]
-    x = ops.concatenate([ops.zeros_like(x[..., :1]), x], axis=-1)
-    x = ops.reshape(x, (-1, heads, width + 1, length))[:, :, 1:, :]
-    x = ops.reshape(x, (-1, heads, length, width))
-    return x[..., :length]
+    if length == 1:
+        return x
+    x = ops.reshape(x, (-1, heads, length * width))
+    x = x[..., length - 1 : length - 1 + length * (width - 1)]
+    return ops.reshape(x, (-1, heads, length, width - 1))[..., :length]
 
 
 @register
