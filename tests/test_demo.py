@@ -81,7 +81,8 @@ def test_deterministic(demo):
     make_demo(out / "b", seed=7)
     make_demo(out / "c", seed=8)
     files = sorted(p.name for p in (out / "a").iterdir())
-    assert files == sorted(["genome.fa", "genome.fa.fai", "motifs.bed"] + [t.file for t in TRACKS])
+    assert files == sorted(["genome.fa", "genome.fa.fai", "motifs.bed", "regions.bed",
+                            "variants.vcf"] + [t.file for t in TRACKS])
     assert sorted(p.name for p in (out / "b").iterdir()) == files
     for name in files:
         a = (out / "a" / name).read_bytes()
@@ -164,3 +165,27 @@ def test_promoter_is_directional(tracks, motifs, chrom):
     down_minus = window_mean(rev, minus, -500, 0)
     assert down_minus > 8 * window_mean(rev, minus, 10, 510)
     assert down_minus > 8 * window_mean(fwd, minus, -500, 510)
+
+
+def test_regions_and_variants(demo, seqs, motifs):
+    """regions.bed: planted motif rows; variants.vcf: SNVs that break them, and background SNVs."""
+    rows = [line.split("\t") for line in (demo[0] / "a" / "regions.bed").read_text().splitlines()]
+    regions = [(c, int(s), int(e), n, int(sc), st, 1) for c, s, e, n, sc, st in rows]
+    assert set(regions) <= set(motifs)
+    assert sorted(r[3] for r in regions) == sorted(list(MOTIFS) * 8)
+    with pysam.VariantFile(str(demo[0] / "a" / "variants.vcf")) as vcf:
+        records = list(vcf)
+    assert len(records) == 2 * len(regions)
+    for rec in records:
+        seq = seqs[rec.chrom]
+        assert seq[rec.start] == rec.ref and rec.alts[0] in "ACGT" and rec.alts[0] != rec.ref
+        hit = [r for r in regions if r[0] == rec.chrom and r[1] <= rec.start < r[2]]
+        if rec.id.startswith("background_"):
+            assert not any(m[0] == rec.chrom and abs(m[1] - rec.start) < 300 for m in motifs)
+        else:
+            assert len(hit) == 1 and rec.id.startswith(hit[0][3]) and rec.start == hit[0][1] + 5
+            site = seq[hit[0][1] : hit[0][2]]
+            alt = site[:5] + rec.alts[0] + site[6:]
+            assert MOTIFS[hit[0][3]] in (site, site.translate(RC)[::-1])
+            assert alt not in [m for m in MOTIFS.values()] + [
+                m.translate(RC)[::-1] for m in MOTIFS.values()]

@@ -6,6 +6,10 @@
 - ``peak.bw``, ``nuc.bw``, ``rna.fwd.bw``, ``rna.rev.bw`` (`TRACKS`): base-level Poisson counts
   (fixed-step entries, 1 bp each), no entries over N (readers see NaN there).
 - ``motifs.bed``: every motif occurrence the signal was computed from (BED6 + ``planted``).
+- ``regions.bed``: `REGIONS_PER_MOTIF` planted occurrences of each motif, spread along the genome
+  (BED6, the rows of motifs.bed): where the workflow's gradient maps and ISM look.
+- ``variants.vcf``: one SNV in the middle of each of those motifs (ID ``<motif>_<i>``, breaking
+  it) and as many at random positions at least 300 bp from any motif (ID ``background_<i>``).
 
 Each motif in `MOTIFS` is planted in about one 1.6 kb slot in three (about once per 4.8 kb), in a
 random orientation, at least `GAP_MARGIN` bp from N and never overlapping another planted motif.
@@ -46,6 +50,7 @@ GAPS = [
 MOTIFS = {"activator": "TGACGCATCA", "repressor": "CCAATGGCGT", "promoter": "TATAAAGGCA"}
 EFFECT = {"activator": 1, "repressor": -1, "promoter": 1}
 GAP_MARGIN = 500
+REGIONS_PER_MOTIF = 8
 
 
 class Track(NamedTuple):
@@ -164,6 +169,46 @@ def _add_blocks(bw, chrom: str, values: np.ndarray, valid: np.ndarray) -> None:
         bw.addEntries(chrom, start, values=values[start:end], span=1, step=1)
 
 
+def _regions(bed_rows: list[tuple]) -> list[tuple]:
+    """`REGIONS_PER_MOTIF` planted rows of each motif, evenly spaced in genome order."""
+    chosen = []
+    for name in MOTIFS:
+        rows = [r for r in bed_rows if r[2] == name and r[4]]
+        step = len(rows) // REGIONS_PER_MOTIF
+        chosen += rows[step // 2 :: step][:REGIONS_PER_MOTIF]
+    order = {chrom: i for i, chrom in enumerate(CHROMS)}
+    return sorted(chosen, key=lambda r: (order[r[0]], r[1]))
+
+
+def _write_vcf(path: Path, genome: dict[str, np.ndarray], regions: list[tuple],
+               bed_rows: list[tuple], rng: np.random.Generator) -> None:
+    """SNVs breaking the motifs of `regions`, and as many far from every motif."""
+    counts = {name: 0 for name in MOTIFS}
+    records = []
+    for chrom, s, name, _, _ in regions:
+        records.append((chrom, s + _K // 2, f"{name}_{counts[name]}"))
+        counts[name] += 1
+    near = {chrom: np.zeros(len(codes), bool) for chrom, codes in genome.items()}
+    for chrom, s, *_ in bed_rows:
+        near[chrom][max(s - 300, 0) : s + _K + 300] = True
+    chroms = list(CHROMS)
+    while len(records) < 2 * len(regions):
+        chrom = chroms[rng.integers(len(chroms))]
+        pos = int(rng.integers(CHROMS[chrom]))
+        if genome[chrom][pos] < 4 and not near[chrom][pos]:
+            near[chrom][pos] = True
+            records.append((chrom, pos, f"background_{len(records) - len(regions)}"))
+    order = {chrom: i for i, chrom in enumerate(CHROMS)}
+    with open(path, "w") as vcf:
+        vcf.write("##fileformat=VCFv4.2\n")
+        vcf.writelines(f"##contig=<ID={c},length={n}>\n" for c, n in CHROMS.items())
+        vcf.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        for chrom, pos, name in sorted(records, key=lambda r: (order[r[0]], r[1])):
+            ref = int(genome[chrom][pos])
+            alt = (ref + 1 + int(rng.integers(3))) % 4
+            vcf.write(f"{chrom}\t{pos + 1}\t{name}\t{'ACGT'[ref]}\t{'ACGT'[alt]}\t.\t.\t.\n")
+
+
 def make_demo(out_dir: str | os.PathLike, seed: int = 7) -> dict:
     """Write the demo genome, tracks and motif table into `out_dir`; return a summary.
 
@@ -180,7 +225,7 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 7) -> dict:
         for bw in bws:
             bw.addHeader(list(CHROMS.items()))
         counts = {name: {"planted": 0, "chance": 0} for name in MOTIFS}
-        bed_rows = []
+        bed_rows, genome = [], {}
         with open(tmp / "genome.fa", "wb") as fasta:
             for chrom, length in CHROMS.items():
                 codes = rng.choice(4, size=length, p=[0.3, 0.2, 0.2, 0.3]).astype(np.uint8)
@@ -194,6 +239,7 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 7) -> dict:
                         flag = int((s, name, strand) in planted)
                         counts[name]["planted" if flag else "chance"] += 1
                         bed_rows.append((chrom, s, name, strand, flag))
+                genome[chrom] = codes
                 valid = codes < 4
                 for bw, mean in zip(bws, _expected(codes, occ), strict=True):
                     _add_blocks(bw, chrom, rng.poisson(mean).astype(np.float64), valid)
@@ -209,6 +255,12 @@ def make_demo(out_dir: str | os.PathLike, seed: int = 7) -> dict:
             bed.write("#chrom\tstart\tend\tname\tscore\tstrand\tplanted\n")
             for chrom, s, name, strand, flag in bed_rows:
                 bed.write(f"{chrom}\t{s}\t{s + _K}\t{name}\t{EFFECT[name]}\t{strand}\t{flag}\n")
+        regions = _regions(bed_rows)
+        with open(tmp / "regions.bed", "w") as bed:
+            for chrom, s, name, strand, _ in regions:
+                bed.write(f"{chrom}\t{s}\t{s + _K}\t{name}\t{EFFECT[name]}\t{strand}\n")
+        _write_vcf(tmp / "variants.vcf", genome, regions, bed_rows,
+                   np.random.default_rng([seed, 1]))
         for path in tmp.iterdir():
             os.replace(path, out_dir / path.name)
     finally:
