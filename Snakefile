@@ -18,6 +18,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/interpret.smk"
 
 
 rule all:
@@ -27,6 +28,7 @@ rule all:
         EVAL_OUTPUTS,
         REPORT_OUTPUTS,
         PREDICT_OUTPUTS,
+        INTERPRET_OUTPUTS,
     default_target: True
 
 

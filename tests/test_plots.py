@@ -1,11 +1,8 @@
 """Plots: each figure's panels, data and labels, the files written, and the workflow's set."""
 
-import base64
 import json
 import re
-import shutil
 import struct
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -211,55 +208,6 @@ def tiny_workdir(work, **data):
     return work
 
 
-@pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory):
-    """The whole workflow on one train/valid/test split (one model: quick), then the report."""
-    from helpers import run_snakemake
-
-    work = tiny_workdir(tmp_path_factory.mktemp("wf"), folds=0, valid_frac=0.25, test_frac=0.25)
-    run_snakemake(work, "--configfile", str(work / "config.yaml"))
-    run_snakemake(work, "--configfile", str(work / "config.yaml"), "--report", "report.html")
-    return work
-
-
-@pytest.mark.workflow
-@pytest.mark.slow
-@pytest.mark.xdist_group("workflow")
-def test_workflow_writes_every_plot_and_the_report(workflow_run):
-    for name in PLOT_NAMES:
-        png = workflow_run / f"results/plots/{name}.png"
-        width, height = png_size(png)
-        assert width > 300 and height > 100 and png.stat().st_size > 10_000, name
-        assert (workflow_run / f"results/plots/{name}.svg").read_text().count("<path") > 10
-    acc = pd.read_csv(workflow_run / "results/eval/f0/acc.tsv", sep="\t")
-    assert acc.identifier.tolist() == ["a", "s_fwd", "s_rev"] and acc.pearsonr.notna().all()
-    table = pd.read_csv(workflow_run / "results/eval/cv_summary.tsv", sep="\t")
-    assert set(table.model) == {"single"} and ALL_TRACKS in set(table.identifier)
-    log = (workflow_run / "results/logs/evaluate/f0.log").read_text()
-    assert "6 pass(es) each" in log  # rc x 3 shifts
-    html = (workflow_run / "report.html").read_text()
-    results = json.loads(re.search(r'<script id="results">\s*var results = (.*?);\s*</script>',
-                                   html, re.S).group(1))
-    categories = json.loads(re.search(r"var categories = (.*?);\n", html).group(1))
-    assert categories == {
-        "Data": {"Other": ["results/plots/data.png"]},
-        "Training": {"Other": ["results/plots/training.png"]},
-        "Configuration": {"Other": ["results/report/config.html"]},
-        "Evaluation": {
-            "Summary across folds": ["results/eval/cv_summary.tsv", "results/plots/summary.html"],
-            "Accuracy per test fold": ["results/eval/f0/acc.tsv"],
-            "Figures": [f"results/plots/{n}.png" for n in sorted(PLOT_NAMES[2:])]}}
-    for path, entry in results.items():
-        data = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
-        assert data == (workflow_run / path).read_bytes(), path
-        assert entry["caption"].count("<p>") >= 1, path  # from workflow/report/*.rst
-    config_page = (workflow_run / "results/report/config.html").read_text()
-    assert "loci:\n  - chrII:0-512" in config_page and "rc: true" in config_page  # with defaults
-    summary_page = (workflow_run / "results/plots/summary.html").read_text()
-    assert "<th>pearsonr</th>" in summary_page and ALL_TRACKS in summary_page
-    assert "are computed over all bins" in html  # workflow.rst
-
-
 @pytest.mark.workflow
 @pytest.mark.xdist_group("workflow")
 def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
@@ -273,70 +221,3 @@ def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
         jobs[re.search(r"evalset=(\S+)", block).group(1)] = sorted(models)
     assert jobs == {"f0": ["0"], "f1": ["1"], "f2": ["2"], "ensemble/f0": ["0", "2"],
                     "ensemble/f1": ["0", "1"], "ensemble/f2": ["1", "2"]}
-
-
-# Shows a report entry and checks in the page that every PNG of the report decodes.
-REPORT_CHECK = """<script>
-window.addEventListener("load", () => {
-  const pngs = Object.values(results).filter(r => r.mime_type === "image/png");
-  let done = 0, ok = 0;
-  const finish = () => setTimeout(() => {
-    const shown = [...document.images].find(i => i.src.startsWith("data:image/png"));
-    const div = document.createElement("div");
-    div.id = "imgcheck";
-    div.textContent = `decoded ${ok} of ${pngs.length} images; shown ` +
-      (shown && shown.complete ? `${shown.naturalWidth}x${shown.naturalHeight}` : "none");
-    document.body.appendChild(div);
-  }, 500);
-  for (const r of pngs) {
-    const img = new Image();
-    img.onload = () => { ok += img.naturalWidth > 0; if (++done === pngs.length) finish(); };
-    img.onerror = () => { if (++done === pngs.length) finish(); };
-    img.src = r.data_uri;
-  }
-  const show = () => {  // React creates `app` asynchronously
-    if (typeof app === "undefined") return setTimeout(show, 100);
-    app.showCategory("Evaluation");
-    app.setView({content: "img", contentPath: results["SHOW"].data_uri, resultPath: "SHOW"});
-  };
-  show();
-});
-</script>"""
-
-
-def chromium(*args, timeout=120):
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); the report "
-                    "was checked as HTML only")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           "--virtual-time-budget=15000", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def report_screenshot(report, out_png, show="results/plots/loci.png"):
-    """Open `report` in headless chromium showing entry `show`; save a screenshot to `out_png`
-    and return the page's DOM (with the image check's result in #imgcheck)."""
-    head, body_end, tail = report.read_text().rpartition("</body>")
-    page = report.with_name(f"{report.stem}.check.html")
-    page.write_text(head + REPORT_CHECK.replace("SHOW", show) + body_end + tail)
-    dom = chromium("--dump-dom", page.as_uri()).stdout
-    chromium(f"--screenshot={out_png}", "--window-size=1400,900", page.as_uri())
-    return dom
-
-
-@pytest.mark.workflow
-@pytest.mark.slow
-@pytest.mark.xdist_group("workflow")
-def test_report_renders_in_headless_chromium(workflow_run, tmp_path):
-    from matplotlib.image import imread
-
-    dom = report_screenshot(workflow_run / "report.html", tmp_path / "report.png")
-    width, height = png_size(workflow_run / "results/plots/loci.png")
-    n = len(PLOT_NAMES)
-    assert f"decoded {n} of {n} images; shown {width}x{height}" in dom  # the loci figure
-    pixels = imread(tmp_path / "report.png")[..., :3]
-    assert pixels.shape[:2] == (900, 1400)
-    # the figure's observed coverage: grey fill (0.55) covering a good part of the page
-    grey = np.all(np.abs(pixels - 0.55) < 0.02, axis=-1).mean()
-    assert grey > 0.02, grey

@@ -120,6 +120,7 @@ def region(contrib, ism, ref_codes, start: int, chrom: str, title: str | None = 
     top, bottom = fig.subplots(2, 1)
     _draw_logo(top, contrib, start)
     top.set(title=title, xlim=(start - 0.5, start + len(ism) - 0.5))
+    top.ticklabel_format(axis="x", style="plain", useOffset=False)
     _draw_ism(bottom, ism, codes, start, label)
     bottom.set(xlabel=_xlabel(chrom, start))
     return fig
@@ -157,7 +158,8 @@ def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
 
 def _region_figure(grads, ism, i: int, width: int) -> Figure:
     """Region i: logo and ISM heatmap over the centre `width` bp of its ISM window, for the
-    track whose contributions there are largest."""
+    track whose contributions are most concentrated there (mean |contribution| in the shown
+    bases over that in the whole input window)."""
     from seqnn.interpret import input_x_gradient
 
     if i >= len(ism["start"]):
@@ -167,16 +169,19 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     lo = max((len(ism["seqs"][i]) - width) // 2, 0)
     hi = min(lo + width, len(ism["seqs"][i]))
     x, g = grads["seqs"][i], grads["grads"][i].astype(np.float32)
-    contrib = input_x_gradient(x[None], g[None])[0][w0 + lo : w0 + hi]  # [W, K]
-    k = int(np.argmax(np.abs(contrib).sum(axis=0)))
+    whole = input_x_gradient(x[None], g[None])[0]  # [L, K]
+    contrib = whole[w0 + lo : w0 + hi]
+    focus = np.abs(contrib).mean(axis=0) / np.maximum(np.abs(whole).mean(axis=0), 1e-30)
+    k = int(np.argmax(focus))
     per_base = x[w0 + lo : w0 + hi].astype(np.float32) * contrib[:, k : k + 1]
     track = ism["identifiers"][k]
     strand = ism["strand"][i]
-    start = int(ism["start"][i]) + lo
-    title = (f"{ism['name'][i]} ({strand}) {ism['chrom'][i]}:{start + 1:,}-{start + hi - lo:,}"
+    first = int(ism["start"][i]) + lo + 1  # 1-based, as genome browsers show it
+    title = (f"{ism['name'][i]} ({strand}) {ism['chrom'][i]}:{first:,}-{first + hi - lo - 1:,}"
              f" · track {track}")
-    return region(per_base, ism["centre"][i, lo:hi, :, k], ism["seqs"][i, lo:hi].argmax(-1) +
-                  4 * (ism["seqs"][i, lo:hi].sum(-1) == 0), start, ism["chrom"][i], title,
+    ref = ism["seqs"][i, lo:hi]
+    codes = np.where(ref.sum(-1) > 0, ref.argmax(-1), dna.N_CODE)
+    return region(per_base, ism["centre"][i, lo:hi, :, k], codes, first, ism["chrom"][i], title,
                   label=f"ISM: Δ {track} (centre bins)")
 
 

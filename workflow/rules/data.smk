@@ -12,6 +12,8 @@ rule demo:
         fai=f"{DEMO_DIR}/genome.fa.fai",
         tracks=[f"{DEMO_DIR}/{f}" for f in ("peak.bw", "nuc.bw", "rna.fwd.bw", "rna.rev.bw")],
         motifs=f"{DEMO_DIR}/motifs.bed",
+        regions=f"{DEMO_DIR}/regions.bed",
+        variants=f"{DEMO_DIR}/variants.vcf",
     params:
         seed=config.get("demo_seed", 7),
     log:

@@ -115,7 +115,9 @@ rule gather_tss:
         shards=PREDICT_SHARD_FILES,
         bed=optional(PREDICT.get("tss_bed")),
     output:
-        "results/predict/tss.tsv",
+        report(
+            "results/predict/tss.tsv", caption="../report/tss.rst", category="Predictions"
+        ),
     params:
         window=PREDICT.get("tss_window", 1000),
     log:

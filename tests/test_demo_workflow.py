@@ -1,0 +1,175 @@
+"""The embedded demo end to end, as a new user runs it (training cut to one epoch): every
+figure, the interpretation outputs, and the HTML report, checked in headless chromium."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+import yaml
+from helpers import REPO, run_snakemake
+from test_plots import PLOT_NAMES, png_size
+
+from seqnn.evaluate import ALL_TRACKS
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+
+TRACKS = ["peak", "nuc", "rna_fwd", "rna_rev"]
+INTERPRET_PLOTS = ["region0", "region1", "region2", "variants"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`snakemake` on config/config.yaml with one training epoch, then `--report`."""
+    work = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "config", work / "config")
+    path = work / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["train"]["epochs"] = 1
+    config["plots"].update(formats=["png", "svg"], loci=["chr2:100000-102048"])
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(work)
+    run_snakemake(work, "--report", "report.html")
+    return work
+
+
+def test_every_output_and_nothing_left_to_do(demo_run):
+    for name in PLOT_NAMES:
+        width, height = png_size(demo_run / f"results/plots/{name}.png")
+        assert width > 300 and height > 100, name
+        assert (demo_run / f"results/plots/{name}.svg").read_text().count("<path") > 10, name
+    for name in INTERPRET_PLOTS:
+        width, height = png_size(demo_run / f"results/plots/interpret/{name}.png")
+        assert width > 300 and height > 200, name
+    summary = pd.read_csv(demo_run / "results/eval/cv_summary.tsv", sep="\t")
+    assert set(summary.model) == {"single", "ensemble"}
+    assert set(summary.identifier) == {*TRACKS, ALL_TRACKS}
+    for track in TRACKS:
+        with pyBigWig.open(str(demo_run / f"results/predict/{track}.bw")) as bw:
+            assert bw.chroms() == {"chr1": 1_000_000, "chr2": 700_000, "chr3": 500_000}
+    dry = run_snakemake(demo_run, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_interpretation_outputs(demo_run):
+    regions = pd.read_csv(demo_run / "resources/demo/regions.bed", sep="\t", header=None)
+    with h5py.File(demo_run / "results/interpret/gradients.h5") as f:
+        n = len(regions)
+        assert f["seqs"].shape == (n, 2048, 4) and f["grads"].shape == (n, 2048, 4, 4)
+        assert [t.decode() for t in f["identifiers"]] == TRACKS
+        centre = (regions[1] + regions[2]) // 2
+        np.testing.assert_array_equal(f["start"][:], centre - 1024)
+        assert f.attrs["members"] == 3 * 2  # fold models x strands
+        # the window's own bases, read back from the FASTA
+        import pysam
+
+        with pysam.FastaFile(str(demo_run / "resources/demo/genome.fa")) as fa:
+            seq = fa.fetch(regions[0][0], int(f["start"][0]), int(f["end"][0]))
+        assert "".join("ACGT"[i] for i in f["seqs"][0].argmax(-1)) == seq
+    with h5py.File(demo_run / "results/interpret/ism.h5") as f:
+        assert f["centre"].shape == (n, 40, 4, 4)
+        ref = f["seqs"][:].astype(bool)
+        assert not f["centre"][:][ref].any()  # 0 at the reference base
+    with pyBigWig.open(str(demo_run / "results/interpret/contrib/peak.bw")) as bw:
+        covered = sum(e - s for c in bw.chroms() for s, e, _ in bw.intervals(c) or [])
+        assert 2048 * 3 <= covered <= 2048 * n  # windows, overlaps counted once
+    with h5py.File(demo_run / "results/interpret/variants.h5") as f:
+        assert f["SAD"].shape == (48, 4) and f.attrs["scored"] == 48
+        assert np.isfinite(f["SAD"][:]).all()
+
+
+def test_report_has_every_category(demo_run):
+    html = (demo_run / "report.html").read_text()
+    results = json.loads(re.search(r'<script id="results">\s*var results = (.*?);\s*</script>',
+                                   html, re.S).group(1))
+    categories = json.loads(re.search(r"var categories = (.*?);\n", html).group(1))
+    assert categories == {
+        "Data": {"Other": ["results/plots/data.png"]},
+        "Training": {"Other": ["results/plots/training.png"]},
+        "Configuration": {"Other": ["results/report/config.html"]},
+        "Evaluation": {
+            "Summary across folds": ["results/eval/cv_summary.tsv", "results/plots/summary.html"],
+            "Accuracy per test fold": [f"results/eval/f{k}/acc.tsv" for k in range(3)]
+            + [f"results/eval/ensemble/f{k}/acc.tsv" for k in range(3)],
+            "Figures": [f"results/plots/{n}.png" for n in sorted(PLOT_NAMES[2:])]},
+        "Predictions": {"Other": ["results/predict/tss.tsv"]},
+        "Interpretation": {"Other": [f"results/plots/interpret/{n}.png"
+                                     for n in INTERPRET_PLOTS]},
+    }
+    for path, entry in results.items():
+        data = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+        assert data == (demo_run / path).read_bytes(), path
+        assert entry["caption"].count("<p>") >= 1, path  # from workflow/report/*.rst
+    config_page = (demo_run / "results/report/config.html").read_text()
+    assert "loci:\n  - chr2:100000-102048" in config_page and "epochs: 1" in config_page
+    assert "are computed over all bins" in html  # workflow.rst
+
+
+# Shows a report entry and checks in the page that every PNG of the report decodes.
+REPORT_CHECK = """<script>
+window.addEventListener("load", () => {
+  const pngs = Object.values(results).filter(r => r.mime_type === "image/png");
+  let done = 0, ok = 0;
+  const finish = () => setTimeout(() => {
+    const shown = [...document.images].find(i => i.src.startsWith("data:image/png"));
+    const div = document.createElement("div");
+    div.id = "imgcheck";
+    div.textContent = `decoded ${ok} of ${pngs.length} images; shown ` +
+      (shown && shown.complete ? `${shown.naturalWidth}x${shown.naturalHeight}` : "none");
+    document.body.appendChild(div);
+  }, 500);
+  for (const r of pngs) {
+    const img = new Image();
+    img.onload = () => { ok += img.naturalWidth > 0; if (++done === pngs.length) finish(); };
+    img.onerror = () => { if (++done === pngs.length) finish(); };
+    img.src = r.data_uri;
+  }
+  const show = () => {  // React creates `app` asynchronously
+    if (typeof app === "undefined") return setTimeout(show, 100);
+    app.showCategory("Evaluation");
+    app.setView({content: "img", contentPath: results["SHOW"].data_uri, resultPath: "SHOW"});
+  };
+  show();
+});
+</script>"""
+
+
+def chromium(*args, timeout=120):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); the report "
+                    "was checked as HTML only")
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=15000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def report_screenshot(report, out_png, show="results/plots/loci.png"):
+    """Open `report` in headless chromium showing entry `show`; save a screenshot to `out_png`
+    and return the page's DOM (with the image check's result in #imgcheck)."""
+    head, body_end, tail = report.read_text().rpartition("</body>")
+    page = report.with_name(f"{report.stem}.check.html")
+    page.write_text(head + REPORT_CHECK.replace("SHOW", show) + body_end + tail)
+    dom = chromium("--dump-dom", page.as_uri()).stdout
+    chromium(f"--screenshot={out_png}", "--window-size=1400,900", page.as_uri())
+    return dom
+
+
+def test_report_renders_in_headless_chromium(demo_run, tmp_path):
+    from matplotlib.image import imread
+
+    dom = report_screenshot(demo_run / "report.html", tmp_path / "report.png")
+    width, height = png_size(demo_run / "results/plots/loci.png")
+    n = len(PLOT_NAMES) + len(INTERPRET_PLOTS)
+    assert f"decoded {n} of {n} images; shown {width}x{height}" in dom  # the loci figure
+    pixels = imread(tmp_path / "report.png")[..., :3]
+    assert pixels.shape[:2] == (900, 1400)
+    # the figure's observed coverage: grey fill (0.55) covering a good part of the page
+    grey = np.all(np.abs(pixels - 0.55) < 0.02, axis=-1).mean()
+    assert grey > 0.02, grey

@@ -1,0 +1,10 @@
+from seqnn.log import logged
+from seqnn.variants import score_vcf
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]):
+    score_vcf(
+        sm.input.models, sm.input.fasta, sm.input.vcf[0], sm.output[0], fai=sm.input.fai,
+        rc=sm.params.rc, shifts=sm.params.shifts, head=sm.params.head,
+        aliases=sm.params.aliases, batch_size=sm.params.batch_size, threads=sm.threads,
+    )
