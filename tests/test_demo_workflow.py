@@ -173,3 +173,28 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
     # the figure's observed coverage: grey fill (0.55) covering a good part of the page
     grey = np.all(np.abs(pixels - 0.55) < 0.02, axis=-1).mean()
     assert grey > 0.02, grey
+
+
+def test_cli_matches_the_workflow(demo_run, tmp_path):
+    """`seqnn interpret` and `seqnn variants` on the fold models give the workflow's files."""
+    from seqnn import cli
+
+    models = [str(demo_run / f"results/models/f{k}/model_best.keras") for k in range(3)]
+    fasta = str(demo_run / "resources/demo/genome.fa")
+    assert cli.main(["interpret", *models, "--fasta", fasta, "--input",
+                     str(demo_run / "resources/demo/regions.bed"), "-o", str(tmp_path),
+                     "--rc", "--ism-width", "4"]) == 0
+    with h5py.File(tmp_path / "gradients.h5") as ours, \
+            h5py.File(demo_run / "results/interpret/gradients.h5") as theirs:
+        np.testing.assert_array_equal(ours["seqs"][:], theirs["seqs"][:])
+        np.testing.assert_allclose(ours["grads"][:].astype(np.float32),
+                                   theirs["grads"][:].astype(np.float32), rtol=1e-2, atol=1e-4)
+    with h5py.File(tmp_path / "ism.h5") as f:
+        assert f["centre"].shape == (24, 4, 4, 4)
+    assert (tmp_path / "contrib" / "nuc.bw").is_file()
+    assert cli.main(["variants", *models, "--fasta", fasta, "--input",
+                     str(demo_run / "resources/demo/variants.vcf"), "-o",
+                     str(tmp_path / "variants.h5"), "--rc"]) == 0
+    with h5py.File(tmp_path / "variants.h5") as ours, \
+            h5py.File(demo_run / "results/interpret/variants.h5") as theirs:
+        np.testing.assert_allclose(ours["SAD"][:], theirs["SAD"][:], rtol=1e-4, atol=1e-5)

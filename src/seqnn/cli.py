@@ -107,7 +107,47 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--jit-compile", action="store_true",
                          help="run the models through XLA (compiled once per run)")
     predict.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+
+    interpret = sub.add_parser(
+        "interpret", help="gradient maps and in-silico mutagenesis of BED regions",
+        description="Centre a window of the models' seq_length on each BED region (its TSS with "
+        "--tss) and write OUT/gradients.h5 (gradients of each track's centre-bin prediction "
+        "w.r.t. the one-hot input), OUT/contrib/{track}.bw (input x gradient) and, with "
+        "--ism-width, OUT/ism.h5 (every substitution of the centre bases); all averaged over "
+        "the models, --rc and --shifts (see seqnn.interpret).")
+    interpret._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    _inputs(interpret, "BED regions")
+    interpret.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
+    interpret.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
+    interpret.add_argument("--reduce", choices=["sum", "mean"], default="sum")
+    interpret.add_argument("--tss", action="store_true",
+                           help="BED6 TSSs: centre on each, use the track of its strand")
+    interpret.add_argument("--ism-width", type=int, default=0,
+                           help="bp mutated at each window's centre (0: no ISM)")
+
+    variants = sub.add_parser(
+        "variants", help="variant effects of a VCF (SAD, logFC, D1, D2 per track)",
+        description="Predict reference and alternative windows centred on each variant of the "
+        "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
+        "models, --rc and --shifts; skipped variants are counted (see seqnn.variants).")
+    variants._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    _inputs(variants, "VCF (plain or bgzipped)")
     return parser
+
+
+def _inputs(parser, what: str) -> None:
+    """Arguments `interpret` and `variants` share."""
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=".keras model file(s); several are averaged")
+    parser.add_argument("--fasta", required=True, help="indexed genome FASTA")
+    parser.add_argument("--input", required=True, help=what)
+    parser.add_argument("-o", "--out", required=True,
+                        help="output folder (interpret) or HDF5 file (variants)")
+    parser.add_argument("--rc", action="store_true", help="also average reverse complements")
+    parser.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--head", type=int, help="head of a multi-head model")
+    parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
 
 
 def _scale_item(text: str) -> tuple:
@@ -214,6 +254,33 @@ def _predict(args) -> None:
     print(json.dumps(summary))
 
 
+def _interpret(args) -> None:
+    import os
+
+    from seqnn.interpret import gradient_maps, ism
+
+    options = {"tracks": args.tracks.split(",") if args.tracks else None, "window": args.window,
+               "reduce": args.reduce, "rc": args.rc, "shifts": _shifts(args.shifts),
+               "tss": args.tss, "batch_size": args.batch_size, "head": args.head,
+               "threads": args.threads}
+    summary = {"gradients": gradient_maps(
+        args.models, args.fasta, args.input, os.path.join(args.out, "gradients.h5"),
+        bigwig_dir=os.path.join(args.out, "contrib"), **options)}
+    if args.ism_width:
+        summary["ism"] = ism(args.models, args.fasta, args.input,
+                             os.path.join(args.out, "ism.h5"), window_bp=args.ism_width,
+                             **options)
+    print(json.dumps(summary))
+
+
+def _variants(args) -> None:
+    from seqnn.variants import score_vcf
+
+    print(json.dumps(score_vcf(
+        args.models, args.fasta, args.input, args.out, rc=args.rc, shifts=_shifts(args.shifts),
+        batch_size=args.batch_size, head=args.head, threads=args.threads)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
@@ -232,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             _evaluate(args)
         elif args.command == "predict":
             _predict(args)
+        elif args.command == "interpret":
+            _interpret(args)
+        elif args.command == "variants":
+            _variants(args)
         else:
             _doctor(args, log)
     return 0
