@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
+from test_plots import png_size
 
 from seqnn import SeqnnError
 from seqnn import interpret_plots as I
@@ -105,3 +106,39 @@ def test_variant_effects_points_are_the_scores(tmp_path):
         I.variant_effects(sad, ids, tracks=["nope"])
     with pytest.raises(SeqnnError, match=r"shape \(40, 3\) for 2 track identifiers"):
         I.variant_effects(sad, ids[:2])
+
+
+def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
+    """Track b's contributions sit in the shown bases, track a's are spread: b is drawn; a
+    region the files lack gets a figure saying so."""
+    import h5py
+
+    from seqnn.interpret_plots import workflow_plots
+
+    rng = np.random.default_rng(0)
+    L, W, K = 40, 10, 2
+    x = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, L)]
+    g = np.zeros((L, 4, K), np.float32)
+    g[:, :, 0] = rng.normal(size=(L, 4))  # spread over the whole window
+    g[18:22, :, 1] = 5 * rng.normal(size=(4, 4))  # inside the shown bases only
+    grads, ism = tmp_path / "g.h5", tmp_path / "i.h5"
+    table = {"chrom": np.array([b"chr1"]), "name": np.array([b"site"]),
+             "strand": np.array([b"+"]), "identifiers": np.array([b"a", b"b"])}
+    with h5py.File(grads, "w") as f:
+        for k, v in table.items():
+            f[k] = v
+        f["seqs"], f["grads"], f["start"] = x[None], g[None], np.array([100])
+    with h5py.File(ism, "w") as f:
+        for k, v in table.items():
+            f[k] = v
+        f["seqs"], f["start"], f["seq_start"] = x[None, 15:25], np.array([115]), np.array([100])
+        f["centre"] = rng.normal(size=(1, W, 4, K)).astype(np.float32)
+    out = {"region0": str(tmp_path / "region0.png"), "region1": str(tmp_path / "region1.png")}
+    workflow_plots(str(grads), str(ism), None, out, width=W)
+    assert png_size(tmp_path / "region0.png")[0] > 300 and (tmp_path / "region1.png").is_file()
+
+    from seqnn.interpret_plots import _read, _region_figure
+
+    fig = _region_figure(_read(str(grads)), _read(str(ism)), 0, W)
+    title = fig.axes[0].get_title()
+    assert title == "site (+) chr1:116-125 · track b", title
