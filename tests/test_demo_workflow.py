@@ -22,16 +22,21 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.xdist_group("w
 
 TRACKS = ["peak", "nuc", "rna_fwd", "rna_rev"]
 INTERPRET_PLOTS = ["region0", "region1", "region2", "variants"]
+ISM_WIDTH = 12
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept while the worker runs other modules' tests between ours
 def demo_run(tmp_path_factory):
     """`snakemake` on config/config.yaml with one training epoch, then `--report`."""
     work = tmp_path_factory.mktemp("demo")
     shutil.copytree(REPO / "config", work / "config")
     path = work / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
+    # shortened where time goes, every step and output kept
     config["train"]["epochs"] = 1
+    config["evaluate"]["shifts"] = [0]
+    config["predict"]["shards"] = 1
+    config["interpret"].update(ism_width=ISM_WIDTH, plot_width=ISM_WIDTH)
     config["plots"].update(formats=["png", "svg"], loci=["chr2:100000-102048"])
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(work)
@@ -73,7 +78,7 @@ def test_interpretation_outputs(demo_run):
             seq = fa.fetch(regions[0][0], int(f["start"][0]), int(f["end"][0]))
         assert "".join("ACGT"[i] for i in f["seqs"][0].argmax(-1)) == seq
     with h5py.File(demo_run / "results/interpret/ism.h5") as f:
-        assert f["centre"].shape == (n, 40, 4, 4)
+        assert f["centre"].shape == (n, ISM_WIDTH, 4, 4)
         ref = f["seqs"][:].astype(bool)
         assert not f["centre"][:][ref].any()  # 0 at the reference base
     with pyBigWig.open(str(demo_run / "results/interpret/contrib/peak.bw")) as bw:

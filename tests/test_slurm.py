@@ -21,7 +21,7 @@ from helpers import REPO, run_snakemake
 from slurm_cluster import Cluster, available
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.slurm,
-              pytest.mark.xdist_group("workflow")]
+              pytest.mark.xdist_group("slurm")]  # beside the "workflow" group: its own cluster
 
 PROFILE = REPO / "profiles" / "slurm"
 # one train/valid/test split, one track, one prediction shard: 13 SLURM jobs
