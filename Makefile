@@ -18,7 +18,7 @@ demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src workflow tests benchmarks

@@ -18,7 +18,7 @@ from test_plots import PLOT_NAMES, png_size
 
 from seqnn.evaluate import ALL_TRACKS
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 TRACKS = ["peak", "nuc", "rna_fwd", "rna_rev"]
 INTERPRET_PLOTS = ["region0", "region1", "region2", "variants"]

@@ -209,7 +209,6 @@ def tiny_workdir(work, **data):
 
 
 @pytest.mark.workflow
-@pytest.mark.xdist_group("workflow")
 def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
     from helpers import run_snakemake
 

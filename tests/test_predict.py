@@ -387,7 +387,6 @@ rule all:
 
 @pytest.mark.slow
 @pytest.mark.workflow
-@pytest.mark.xdist_group("workflow")
 def test_rules_shards_gather_cross_fold(tiny, tmp_path):
     """The rules on tiny_genome with 3 hand-made fold models: 2 shards gathered equal the
     library's one-job prediction; regions, TSS and variance are written (embed: planned; its

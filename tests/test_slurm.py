@@ -20,8 +20,7 @@ from conftest import write_tiny_bigwig, write_tiny_config, write_tiny_fasta, wri
 from helpers import REPO, run_snakemake
 from slurm_cluster import Cluster, available
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.slurm,
-              pytest.mark.xdist_group("slurm")]  # beside the "workflow" group: its own cluster
+pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.slurm]
 
 PROFILE = REPO / "profiles" / "slurm"
 # one train/valid/test split, one track, one prediction shard: 13 SLURM jobs

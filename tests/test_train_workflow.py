@@ -16,7 +16,7 @@ from helpers import REPO
 pytest.importorskip("tensorflow")
 from seqnn.model import load_model  # noqa: E402
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.workflow]
 
 
 # A small CNN that learns the demo's planted motifs within a few epochs on 2 CPU cores.

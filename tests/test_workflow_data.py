@@ -15,7 +15,7 @@ from helpers import REPO, run_snakemake
 from seqnn import coverage, demo, dna
 from seqnn.genome import read_labelled_bed
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("workflow")]
+pytestmark = [pytest.mark.workflow]
 
 
 @pytest.fixture(scope="module")
