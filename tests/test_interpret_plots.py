@@ -109,8 +109,8 @@ def test_variant_effects_points_are_the_scores(tmp_path):
 
 
 def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
-    """Track b's contributions sit in the shown bases, track a's are spread: b is drawn; a
-    region the files lack gets a figure saying so."""
+    """Substitutions change track b by more, relative to its value, though a's gradients are
+    larger and focused there: b is drawn; a region the files lack gets a figure saying so."""
     import h5py
 
     from seqnn.interpret_plots import workflow_plots
@@ -119,8 +119,8 @@ def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
     L, W, K = 40, 10, 2
     x = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, L)]
     g = np.zeros((L, 4, K), np.float32)
-    g[:, :, 0] = rng.normal(size=(L, 4))  # spread over the whole window
-    g[18:22, :, 1] = 5 * rng.normal(size=(4, 4))  # inside the shown bases only
+    g[18:22, :, 0] = 5 * rng.normal(size=(4, 4))  # a's gradients: large, on the shown bases
+    g[:, :, 1] = rng.normal(size=(L, 4))  # b's: small, spread
     grads, ism = tmp_path / "g.h5", tmp_path / "i.h5"
     table = {"chrom": np.array([b"chr1"]), "name": np.array([b"site"]),
              "strand": np.array([b"+"]), "identifiers": np.array([b"a", b"b"])}
@@ -132,7 +132,9 @@ def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
         for k, v in table.items():
             f[k] = v
         f["seqs"], f["start"], f["seq_start"] = x[None, 15:25], np.array([115]), np.array([100])
-        f["centre"] = rng.normal(size=(1, W, 4, K)).astype(np.float32)
+        centre = rng.normal(size=(1, W, 4, K)).astype(np.float32)
+        centre[..., 0] *= 10  # 10x the change of b on a track 100x larger: relatively 0.1x
+        f["centre"], f["ref"] = centre, np.array([[100.0, 1.0]], np.float32)
     out = {"region0": str(tmp_path / "region0.png"), "region1": str(tmp_path / "region1.png")}
     workflow_plots(str(grads), str(ism), None, out, width=W)
     assert png_size(tmp_path / "region0.png")[0] > 300 and (tmp_path / "region1.png").is_file()

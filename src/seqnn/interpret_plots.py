@@ -158,8 +158,9 @@ def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
 
 def _region_figure(grads, ism, i: int, width: int) -> Figure:
     """Region i: logo and ISM heatmap over the centre `width` bp of its ISM window, for the
-    track whose contributions are most concentrated there (mean |contribution| in the shown
-    bases over that in the whole input window)."""
+    track the substitutions there change most relative to its value (sum of |ISM centre| over
+    the shown bases divided by the reference aggregate |A|): the measured effect, not the
+    gradient, which a saturated non-linearity can inflate."""
     from seqnn.interpret import input_x_gradient
 
     if i >= len(ism["start"]):
@@ -169,10 +170,9 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     lo = max((len(ism["seqs"][i]) - width) // 2, 0)
     hi = min(lo + width, len(ism["seqs"][i]))
     x, g = grads["seqs"][i], grads["grads"][i].astype(np.float32)
-    whole = input_x_gradient(x[None], g[None])[0]  # [L, K]
-    contrib = whole[w0 + lo : w0 + hi]
-    focus = np.abs(contrib).mean(axis=0) / np.maximum(np.abs(whole).mean(axis=0), 1e-30)
-    k = int(np.argmax(focus))
+    contrib = input_x_gradient(x[None], g[None])[0][w0 + lo : w0 + hi]  # [W, K]
+    effect = np.abs(ism["centre"][i, lo:hi]).sum(axis=(0, 1))
+    k = int(np.argmax(effect / np.maximum(np.abs(ism["ref"][i]), 1e-6)))
     per_base = x[w0 + lo : w0 + hi].astype(np.float32) * contrib[:, k : k + 1]
     track = ism["identifiers"][k]
     strand = ism["strand"][i]
