@@ -7,6 +7,9 @@ import json
 import re
 import sys
 
+# "--shifts -1,0,1": read as a value, not as an option
+SHIFTS = re.compile(r"^-\d+(,-?\d+)*$")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
@@ -54,8 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict every sequence of a split of DATA_DIR (averaged over --rc, --shifts "
         "and the models given) and write OUT/acc.tsv (per track: Pearson r, R2, Spearman r, "
         "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5 (see seqnn.evaluate).")
-    # "-1,0,1" would otherwise read as an option
-    evaluate._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    evaluate._negative_number_matcher = SHIFTS
     evaluate.add_argument("models", nargs="+", metavar="MODEL",
                           help=".keras model file(s); several are averaged")
     evaluate.add_argument("data_dir", metavar="DATA_DIR")
@@ -77,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "models' seq_length, predict with every model (averaged over --rc and --shifts), stitch "
         "and write OUT/{track}.bw and OUT/predictions.h5, plus the optional outputs below "
         "(see seqnn.predict).")
-    predict._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
+    predict._negative_number_matcher = SHIFTS
     predict.add_argument("models", nargs="+", metavar="MODEL",
                          help=".keras model file(s); several are averaged (fold order)")
     predict.add_argument("--fasta", required=True, help="indexed genome FASTA")
@@ -115,7 +117,6 @@ def _parser() -> argparse.ArgumentParser:
         "w.r.t. the one-hot input), OUT/contrib/{track}.bw (input x gradient) and, with "
         "--ism-width, OUT/ism.h5 (every substitution of the centre bases); all averaged over "
         "the models, --rc and --shifts (see seqnn.interpret).")
-    interpret._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
     _inputs(interpret, "BED regions")
     interpret.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
     interpret.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
@@ -130,13 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict reference and alternative windows centred on each variant of the "
         "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
         "models, --rc and --shifts; skipped variants are counted (see seqnn.variants).")
-    variants._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$")
     _inputs(variants, "VCF (plain or bgzipped)")
     return parser
 
 
 def _inputs(parser, what: str) -> None:
     """Arguments `interpret` and `variants` share."""
+    parser._negative_number_matcher = SHIFTS
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help=".keras model file(s); several are averaged")
     parser.add_argument("--fasta", required=True, help="indexed genome FASTA")

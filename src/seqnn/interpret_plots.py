@@ -8,6 +8,8 @@ As in `seqnn.plots` (whose style and helpers these share), every function return
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -19,6 +21,8 @@ from seqnn.plots import MAX_TRACKS, _grid, _message, _styled, track_groups
 BASES = "ACGT"
 BASE_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
 STRIP_MAX = 500  # variants per track drawn as points over the violins
+
+log = logging.getLogger("seqnn")
 
 
 def _per_base(values, what: str) -> np.ndarray:
@@ -170,10 +174,11 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     lo = max((len(ism["seqs"][i]) - width) // 2, 0)
     hi = min(lo + width, len(ism["seqs"][i]))
     x, g = grads["seqs"][i], grads["grads"][i].astype(np.float32)
-    contrib = input_x_gradient(x[None], g[None])[0][w0 + lo : w0 + hi]  # [W, K]
+    shown = slice(w0 + lo, w0 + hi)
+    contrib = input_x_gradient(x[None, shown], g[None, shown])[0]  # [W, K]
     effect = np.abs(ism["centre"][i, lo:hi]).sum(axis=(0, 1))
     k = int(np.argmax(effect / np.maximum(np.abs(ism["ref"][i]), 1e-6)))
-    per_base = x[w0 + lo : w0 + hi].astype(np.float32) * contrib[:, k : k + 1]
+    per_base = x[shown].astype(np.float32) * contrib[:, k : k + 1]
     track = ism["identifiers"][k]
     strand = ism["strand"][i]
     first = int(ism["start"][i]) + lo + 1  # 1-based, as genome browsers show it
@@ -198,8 +203,6 @@ def workflow_plots(gradients: str | None, ism: str | None, variants: str | None,
     """Draw the `interpret_plots` rule's outputs: ``region{i}`` (logo over ISM of the i-th
     region, from the gradients and ISM files) and ``variants`` (SAD per track); `out` maps a
     name to its path, written in each of `formats` (by suffix)."""
-    import logging
-
     from seqnn.plots import save
 
     grads = _read(gradients) if gradients else None
@@ -212,4 +215,4 @@ def workflow_plots(gradients: str | None, ism: str | None, variants: str | None,
             fig = _region_figure(grads, mutagenesis, int(name.removeprefix("region")), width)
         stem = path.rsplit(".", 1)[0]
         save(fig, [f"{stem}.{fmt}" for fmt in formats], dpi)
-    logging.getLogger("seqnn").info("interpret plots: %s", ", ".join(out))
+    log.info("interpret plots: %s", ", ".join(out))
