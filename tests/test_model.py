@@ -502,12 +502,67 @@ def test_strand_pair_checked():
 # Attention internals
 
 
-@pytest.mark.parametrize("t", [1, 2, 5, 16])
-def test_relative_shift_indexes_by_distance(t):
-    x = np.random.default_rng(0).normal(size=(3, 2, t, 2 * t - 1)).astype("float32")
-    shifted = keras.ops.convert_to_numpy(layers.relative_shift(x))
-    i, j = np.meshgrid(np.arange(t), np.arange(t), indexing="ij")
-    np.testing.assert_array_equal(shifted, x[:, :, i, j - i + t - 1])
+@pytest.mark.parametrize(("rows", "t"), [(1, 1), (2, 2), (5, 5), (16, 16), (3, 16), (1, 7)])
+def test_relative_shift_indexes_by_distance(rows, t):
+    """`rows` queries against `t` keys: logits over the `t + rows - 1` distances they span."""
+    x = np.random.default_rng(0).normal(size=(3, 2, rows, t + rows - 1)).astype("float32")
+    shifted = keras.ops.convert_to_numpy(layers.relative_shift(x, t))
+    i, j = np.meshgrid(np.arange(rows), np.arange(t), indexing="ij")
+    np.testing.assert_array_equal(shifted, x[:, :, i, j - i + rows - 1])
+
+
+def attention_reference(layer, x):
+    """numpy MultiheadAttention (inference): softmax((q + u)k + (q + w)r_{j-i}) v, per head."""
+    wq, wk, wv, we, be, wr, u, w = (np.asarray(v) for v in (
+        layer.q_layer.kernel, layer.k_layer.kernel, layer.v_layer.kernel,
+        layer.embedding_layer.kernel, layer.embedding_layer.bias, layer.r_k_layer.kernel,
+        layer.r_w_bias, layer.r_r_bias))
+    length, heads, key = x.shape[1], layer.heads, layer.key_size
+    split = lambda a: a.reshape(*a.shape[:-1], heads, -1)  # noqa: E731 [.., heads, size]
+    q, k, v = split(x @ wq) * key**-0.5, split(x @ wk), split(x @ wv)
+    r = split(np.asarray(layers.positional_features(length, layer.num_position_features)) @ wr)
+    i, j = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
+    r_ij = r[j - i + length - 1]  # [L, L, heads, key]: the projection of distance j - i
+    bias_r = q + w[0, :, 0] if layer.content_position_bias else np.broadcast_to(w[0, :, 0], q.shape)
+    logits = np.einsum("bihc,bjhc->bhij", q + u[0, :, 0], k)
+    logits += np.einsum("bihc,ijhc->bhij", bias_r, r_ij)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    out = np.einsum("bhij,bjhc->bihc", weights, v).reshape(x.shape[0], length, -1)
+    return out @ we + be
+
+
+@pytest.mark.parametrize(("length", "chunk", "content"), [
+    (37, 8, True),   # blocks of 8, the last of 5
+    (33, 8, True),   # the last block a single query
+    (20, None, True),
+    (21, 4, False),  # positional logits from the bias only
+])
+def test_attention_equals_numpy_reference(length, chunk, content):
+    """Chunked or not, attention equals the dense formula; gradients do not depend on chunks."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).normal(size=(2, length, 12)).astype("float32")
+    make = lambda c: layers.MultiheadAttention(  # noqa: E731
+        6, 4, 3, 6, content_position_bias=content, query_chunk=c)
+    layer, whole = make(chunk), make(None)
+    layer(x), whole(x)
+    rng = np.random.default_rng(2)
+    layer.set_weights([rng.normal(size=v.shape).astype("float32") * 0.5
+                       for v in layer.get_weights()])
+    whole.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)),
+                               attention_reference(layer, x), rtol=1e-4, atol=1e-4)
+
+    def grads(lay):
+        with tf.GradientTape() as tape:
+            xt = tf.constant(x)
+            tape.watch(xt)
+            y = tf.reduce_sum(lay(xt) ** 2)
+        return [g.numpy() for g in tape.gradient(y, [xt, *lay.trainable_variables])]
+
+    for a, b in zip(grads(layer), grads(whole)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_positional_features():
