@@ -452,7 +452,9 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
 
     ds = tf.data.Dataset.from_generator(
         codes, output_signature=tf.TensorSpec([None, seq_length], tf.uint8))
-    return ds.map(lambda c: tf.one_hot(c, 4)).prefetch(2).as_numpy_iterator()
+    from seqnn.data import steady
+
+    return steady(ds.map(lambda c: tf.one_hot(c, 4)).prefetch(2)).as_numpy_iterator()
 
 
 class _Columns:
