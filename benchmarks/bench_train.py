@@ -15,14 +15,16 @@ own train block.
 
 Each model is compiled as `seqnn.train` does and fitted through `seqnn.data.dataset` (shuffled,
 interleaved); after one warm-up pass (tracing), whole passes over the data are timed until
-`--seconds` have passed. Model FLOPs count the convolutions and matrix products of the forward
-pass, times 3 for training; the device peak is a large square matmul timed here.
+`--seconds` have passed (at least 3); figures are from the median pass. Model FLOPs count
+the convolutions and matrix products of the forward pass, times 3 for training; the device
+peak is a large square matmul timed here.
 """
 
 import argparse
 import json
 import math
 import os
+import statistics
 import tempfile
 import time
 
@@ -140,22 +142,24 @@ def bench(name: str, params: dict, n: int, tracks: int, seconds: float, mixed_pr
         start = time.perf_counter()
         model.fit(data, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
         warmup = time.perf_counter() - start
-        epochs, start = 0, time.perf_counter()
-        while not epochs or time.perf_counter() - start < seconds:
+        times, start = [], time.perf_counter()
+        while len(times) < 3 or time.perf_counter() - start < seconds:
+            tic = time.perf_counter()
             model.fit(data, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-            epochs += 1
-        wall = time.perf_counter() - start
+            times.append(time.perf_counter() - tic)
+        epoch_s = statistics.median(times)
     with T.dtype_policy(None):
         flops = 3 * forward_flops(build_model(params), seq_length)
-    seqs_per_s = epochs * steps * batch / wall
+    seqs_per_s = steps * batch / epoch_s
     return {
         "model": name,
         "params": model.count_params(),
         "seq_length": seq_length,
         "batch_size": batch,
         "sequences_per_epoch": n,
-        "epochs_timed": epochs,
-        "seconds_per_epoch": round(wall / epochs, 3),
+        "epochs_timed": len(times),
+        "seconds_per_epoch": round(epoch_s, 3),
+        "seconds_per_epoch_range": [round(min(times), 3), round(max(times), 3)],
         "sequences_per_s": round(seqs_per_s, 2),
         "warmup_s": round(warmup, 1),
         "train_gflop_per_seq": round(flops / 1e9, 3),

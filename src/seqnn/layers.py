@@ -466,15 +466,15 @@ class StochasticShift(keras.layers.Layer):
     def call(self, seq, training=None):
         if not training or self.shift_max == 0:
             return seq
-        length = seq.shape[1]
-        shift = keras.random.randint(
-            ops.shape(seq)[:1], -self.shift_max, self.shift_max + 1, seed=self.seed_generator
-        )
-        source = ops.arange(length)[None, :] - shift[:, None]
-        inside = ops.logical_and(source >= 0, source < length)
-        source = ops.clip(source, 0, length - 1)
-        shifted = ops.take_along_axis(seq, source[:, :, None], axis=1)
-        return shifted * ops.cast(inside, seq.dtype)[:, :, None]
+        batch, length, depth = ops.shape(seq)[0], seq.shape[1], seq.shape[2]
+        pad = self.shift_max
+        shift = keras.random.randint((batch,), -pad, pad + 1, seed=self.seed_generator,
+                                     dtype="int32")
+        # output [b, t] = input [b, t - shift[b]]: rows of the N-padded batch, flattened
+        padded = ops.reshape(ops.pad(seq, ((0, 0), (pad, pad), (0, 0))), (-1, depth))
+        first = ops.arange(batch, dtype="int32") * (length + 2 * pad) + pad - shift
+        rows = ops.reshape(first[:, None] + ops.arange(length, dtype="int32")[None, :], (-1,))
+        return ops.reshape(ops.take(padded, rows, axis=0), (batch, length, depth))
 
     def get_config(self):
         return {**super().get_config(), "shift_max": self.shift_max, "seed": self.seed}
