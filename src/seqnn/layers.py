@@ -160,12 +160,14 @@ class UnfoldConv1D(keras.layers.Conv1D):
             left = (size - 1) // 2
             inputs = ops.pad(inputs, ((0, 0), (left, size - 1 - left), (0, 0)))
         out_length = inputs.shape[1] - size + 1
-        windows = ops.concatenate([inputs[:, i : i + out_length] for i in range(size)], axis=-1)
-        out = ops.matmul(ops.reshape(windows, (-1, size * inputs.shape[2])),
-                         ops.reshape(self.kernel, (-1, self.filters)))
+        windows = [inputs[:, i : i + out_length] for i in range(size)]
+        kernel = ops.reshape(self.kernel, (-1, self.filters))
+        if self.use_bias:  # a column of ones: the bias is one more row of the product
+            windows.append(ops.ones_like(windows[0][..., :1]))
+            kernel = ops.concatenate([kernel, self.bias[None]], axis=0)
+        windows = ops.concatenate(windows, axis=-1)
+        out = ops.matmul(ops.reshape(windows, (-1, windows.shape[-1])), kernel)
         out = ops.reshape(out, (-1, out_length, self.filters))
-        if self.use_bias:
-            out = out + self.bias
         return out if self.activation is None else self.activation(out)
 
 
