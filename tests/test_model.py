@@ -511,7 +511,8 @@ def test_relative_shift_indexes_by_distance(rows, t):
     np.testing.assert_array_equal(shifted, x[:, :, i, j - i + rows - 1])
 
 
-@pytest.mark.parametrize(("kernel", "padding"), [(7, "same"), (4, "same"), (5, "valid"), (1, "same")])
+@pytest.mark.parametrize(("kernel", "padding"),
+                         [(7, "same"), (4, "same"), (5, "valid"), (1, "same")])
 def test_unfold_conv_equals_conv1d(kernel, padding, tmp_path):
     """UnfoldConv1D: Conv1D's outputs and weight gradients, and a .keras round trip."""
     import tensorflow as tf

@@ -148,7 +148,7 @@ class UnfoldConv1D(keras.layers.Conv1D):
     """`Conv1D` computed as one matrix product over unfolded windows `[B, L, kernel x channels]`.
 
     Same weights, options and outputs as `Conv1D`; on few input channels (one-hot DNA) the
-    convolution kernels use a CPU poorly and this trains the first layer 2-3x faster. Stride 1
+    convolution kernels use a CPU poorly and this trains the first layer about 2x faster. Stride 1
     and dilation 1 only; lengths unknown when the model is built fall back to `Conv1D`.
     """
 
@@ -304,7 +304,7 @@ def relative_shift(x, keep=None):
     return ops.slice(x, (0, 0, 0, 0), (ops.shape(x)[0], heads, rows, keep))
 
 
-QUERY_CHUNK = 128  # queries per attention block (measured best of 32..256 on CPU at 1,024)
+QUERY_CHUNK = 128  # queries per attention block (64-128 fastest of 32-256 on CPU at 1,024)
 
 
 @register
@@ -396,8 +396,8 @@ class MultiheadAttention(keras.layers.Layer):
             self._attend(q, k, v, r_k, start, min(chunk, length - start), training)
             for start in range(0, length, chunk)
         ], axis=2)
-        out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, length, self.value_size * self.heads))
-        return self.embedding_layer(out)
+        out = ops.transpose(out, (0, 2, 1, 3))
+        return self.embedding_layer(ops.reshape(out, (-1, length, self.value_size * self.heads)))
 
     def _attend(self, q, k, v, r_k, start, rows, training):
         """Attention of queries `start .. start + rows - 1` to every key: `[B, H, rows, value]`.
