@@ -591,8 +591,8 @@ def test_attention_equals_numpy_reference(length, chunk, content):
             y = tf.reduce_sum(lay(xt) ** 2)
         return [g.numpy() for g in tape.gradient(y, [xt, *lay.trainable_variables])]
 
-    for a, b in zip(grads(layer), grads(whole)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads(layer), grads(whole)):  # float32 sums in another order: scale atol
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
 def test_positional_features():
