@@ -443,6 +443,8 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
     the FASTA as the stream goes."""
     import tensorflow as tf
 
+    from seqnn.data import steady
+
     def codes():
         with open_fasta(fasta, fai) as fa:
             for chroms, starts in batches:
@@ -452,8 +454,6 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
 
     ds = tf.data.Dataset.from_generator(
         codes, output_signature=tf.TensorSpec([None, seq_length], tf.uint8))
-    from seqnn.data import steady
-
     return steady(ds.map(lambda c: tf.one_hot(c, 4)).prefetch(2)).as_numpy_iterator()
 
 
