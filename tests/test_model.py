@@ -511,31 +511,39 @@ def test_relative_shift_indexes_by_distance(rows, t):
     np.testing.assert_array_equal(shifted, x[:, :, i, j - i + rows - 1])
 
 
-@pytest.mark.parametrize(("kernel", "padding"),
-                         [(7, "same"), (4, "same"), (5, "valid"), (1, "same")])
-def test_unfold_conv_equals_conv1d(kernel, padding, tmp_path):
-    """UnfoldConv1D: Conv1D's outputs and weight gradients, and a .keras round trip."""
+@pytest.mark.parametrize(("cls", "kernel", "padding", "dilation"), [
+    ("UnfoldConv1D", 7, "same", 1), ("UnfoldConv1D", 4, "same", 1),
+    ("UnfoldConv1D", 5, "valid", 1), ("UnfoldConv1D", 1, "same", 1),
+    ("TapConv1D", 5, "same", 1), ("TapConv1D", 4, "same", 1), ("TapConv1D", 3, "valid", 1),
+])
+def test_conv_variants_equal_conv1d(cls, kernel, padding, dilation, tmp_path):
+    """UnfoldConv1D and TapConv1D: Conv1D's outputs and input and weight gradients, without
+    the op they replace, and a .keras round trip."""
     import tensorflow as tf
 
-    x = np.random.default_rng(3).normal(size=(2, 40, 4)).astype("float32")
-    kw = dict(filters=6, kernel_size=kernel, padding=padding, activation="relu")
-    unfold, conv = layers.UnfoldConv1D(**kw), keras.layers.Conv1D(**kw)
-    unfold(x), conv(x)
-    conv.set_weights([w + 0.1 for w in unfold.get_weights()])
-    unfold.set_weights(conv.get_weights())
+    x = tf.constant(np.random.default_rng(3).normal(size=(2, 40, 4)).astype("float32"))
+    kw = dict(filters=6, kernel_size=kernel, padding=padding, dilation_rate=dilation,
+              activation="relu")
+    variant, conv = getattr(layers, cls)(**kw), keras.layers.Conv1D(**kw)
+    variant(x), conv(x)
+    conv.set_weights([w + 0.1 for w in variant.get_weights()])
+    variant.set_weights(conv.get_weights())
 
-    def run(layer):
+    @tf.function
+    def run(layer, x):
         with tf.GradientTape() as tape:
+            tape.watch(x)
             y = layer(x)
             loss = tf.reduce_sum(y * np.arange(y.shape[1])[None, :, None])
-        return [y.numpy()] + [g.numpy() for g in tape.gradient(loss, layer.trainable_variables)]
+        return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
 
-    for a, b in zip(run(unfold), run(conv)):
+    for a, b in zip(run(variant, x), run(conv, x)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    graph = tf.function(unfold).get_concrete_function(tf.TensorSpec((None, 40, 4))).graph
-    assert not {op.type for op in graph.get_operations()} & {"Conv2D", "Conv1D"}
+    graph = run.get_concrete_function(variant, x).graph
+    replaced = {"UnfoldConv1D": "Conv2D", "TapConv1D": "Conv2DBackpropFilter"}[cls]
+    assert replaced not in {op.type for op in graph.get_operations()}
     inp = keras.Input((40, 4))
-    model = keras.Model(inp, unfold(inp))
+    model = keras.Model(inp, variant(inp))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(loaded(x), model(x))
@@ -593,6 +601,31 @@ def test_attention_equals_numpy_reference(length, chunk, content):
 
     for a, b in zip(grads(layer), grads(whole)):  # float32 sums in another order: scale atol
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+
+
+def test_keep_mask_rate_and_independence():
+    """Two 15-bit draws per random int: keep rate 1 - rate (to 2^-15), halves independent."""
+    keep, p = layers.keep_mask((3, 2, 50, 129), 0.3, keras.random.SeedGenerator(4))
+    keep = keras.ops.convert_to_numpy(keep)
+    assert keep.shape == (3, 2, 50, 129) and p == 1 - round(0.3 * 2**15) / 2**15
+    n = keep.size
+    assert abs(keep.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    lo, hi = keep[..., :64].ravel(), keep[..., 65:].ravel()  # entries from one int's two halves
+    assert abs(np.corrcoef(lo, hi)[0, 1]) < 5 / np.sqrt(lo.size)
+
+
+def test_attention_dropout_is_unbiased():
+    """Training with attention dropout: the mean over independent masks is the inference output."""
+    x = np.random.default_rng(5).normal(size=(1, 9, 12)).astype("float32")
+    layer = layers.MultiheadAttention(6, 4, 2, 6, attention_dropout=0.4, seed=1, query_chunk=4)
+    layer(x)
+    layer.set_weights([np.random.default_rng(6).normal(size=v.shape).astype("float32")
+                       for v in layer.get_weights()])
+    draws = 4000
+    out = keras.ops.convert_to_numpy(layer(np.repeat(x, draws, axis=0), training=True))
+    mean, sem = out.mean(0), out.std(0) / np.sqrt(draws)
+    assert np.all(np.abs(mean - attention_reference(layer, x)[0]) < 5 * sem + 1e-5)
+    assert out.std(0).mean() > 0.1 * np.abs(mean).mean()  # the masks differ between rows
 
 
 def test_positional_features():

@@ -198,10 +198,10 @@ def _conv(x, p, filters, kernel_size, *, dilation_rate=1, padding="same", use_bi
             pointwise_regularizer=reg,
             **common,
         )(x)
-    from seqnn.layers import UnfoldConv1D
+    from seqnn.layers import TapConv1D, UnfoldConv1D
 
     few = x.shape[-1] <= UNFOLD_CHANNELS and p["stride"] == 1 and dilation_rate == 1
-    return (UnfoldConv1D if few else keras.layers.Conv1D)(
+    return (UnfoldConv1D if few else TapConv1D)(
         filters, kernel_size, kernel_initializer=init, kernel_regularizer=reg, **common
     )(x)
 
