@@ -603,6 +603,22 @@ def test_attention_equals_numpy_reference(length, chunk, content):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
+def test_gelu_is_the_tanh_approximation():
+    """gelu: 0.5 x (1 + tanh(c (x + 0.044715 x^3))) and its derivative, in numpy."""
+    import tensorflow as tf
+
+    x = np.linspace(-9, 9, 3001)
+    c = np.sqrt(2 / np.pi)
+    t = np.tanh(c * (x + 0.044715 * x**3))
+    slope = 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * c * (1 + 3 * 0.044715 * x**2)
+    xt = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layers.gelu(xt)
+    np.testing.assert_allclose(y, 0.5 * x * (1 + t), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(y, xt), slope, rtol=1e-5, atol=1e-6)
+
+
 def test_keep_mask_rate_and_independence():
     """Two 15-bit draws per random int: keep rate 1 - rate (to 2^-15), halves independent."""
     keep, p = layers.keep_mask((3, 2, 50, 129), 0.3, keras.random.SeedGenerator(4))
