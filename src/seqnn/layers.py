@@ -37,7 +37,7 @@ def gelu(x):
 
 @register
 class Activate(keras.layers.Layer):
-    """Elementwise activation by name; `gelu` is the tanh approximation, as in Basenji."""
+    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville."""
 
     def __init__(self, activation="relu", **kwargs):
         super().__init__(**kwargs)
