@@ -15,7 +15,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from seqnn import coverage, genome, records, targets
+from seqnn.data import coverage, genome, records, targets
 
 SETTINGS = {"seq_length": 16384, "pool_width": 32, "folds": 4, "stride": 8192, "seed": 44}
 

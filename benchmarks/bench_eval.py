@@ -10,7 +10,7 @@ strand pair) is evaluated by `seqnn.evaluate.evaluate` on `--seqs` random sequen
 ratio (plain seqs/s over ensemble seqs/s) should be close to the number of passes and no more;
 `overhead_per_pass` is that ratio over the passes (1.0: each pass costs what the plain run's
 does, metrics and I/O included). Two ceilings of the plain run: `forward_seqs_per_s`, the bare
-compiled model on the same batches, and `pipeline_seqs_per_s`, `seqnn.data.dataset` alone
+compiled model on the same batches, and `pipeline_seqs_per_s`, `seqnn.train.dataset.dataset` alone
 (reading, decompressing and parsing the TFRecords).
 """
 
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from seqnn import records
+from seqnn.data import records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "\tidentifier\tfile\tclip\tclip_soft\tscale\tsum_stat\tstrand_pair\tdescription\n"
@@ -69,8 +69,9 @@ def forward_rate(model, x: np.ndarray, batch_size: int, repeats: int) -> float:
 
 
 def pipeline_rate(data: str, batch_size: int, n: int, repeats: int) -> float:
-    """Sequences per second of `seqnn.data.dataset` alone (read, decompress, parse, batch)."""
-    from seqnn.data import dataset
+    """Sequences per second of `seqnn.train.dataset.dataset` alone (read, decompress, parse,
+    batch)."""
+    from seqnn.train.dataset import dataset
 
     return best_rate(lambda: [x.numpy() for x, _ in dataset(data, "test", batch_size)], n,
                      repeats)
@@ -89,8 +90,10 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from seqnn.evaluate import evaluate
-    from seqnn.model import build_model, load_params, save_model, target_length
+    from seqnn.apply.evaluate import evaluate
+    from seqnn.model.build import build_model, save_model
+    from seqnn.model.params import target_length
+    from seqnn.model.presets import load_params
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)

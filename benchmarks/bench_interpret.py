@@ -4,7 +4,7 @@
                                          [--ism-sequences 2] [--ism-width 100] [--rc]
 
 The demo model (config/models/demo.json, seq_length 2048, 4 tracks, seeded random weights: speed
-does not depend on them) is run through `seqnn.interpret.Interpreter` on random one-hot
+does not depend on them) is run through `seqnn.apply.interpret.Interpreter` on random one-hot
 sequences. `gradient` times the gradient maps of every track's centre-bin aggregate
 (maps = sequences x tracks), `ism` the saturation mutagenesis of the centre `--ism-width` bp
 (3 substitutions per base, each a forward pass), `forward` the same compiled forward pass on as
@@ -25,8 +25,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def make_model():
     import keras
 
-    from seqnn.model import build_model, load_params
-    from seqnn.targets import read_sheet
+    from seqnn.data.targets import read_sheet
+    from seqnn.model.build import build_model
+    from seqnn.model.presets import load_params
 
     keras.utils.set_random_seed(0)
     params = load_params(os.path.join(REPO, "config/models/demo.json"))
@@ -57,9 +58,9 @@ def main():
 
     import numpy as np
 
-    from seqnn.dna import one_hot
-    from seqnn.interpret import Interpreter
-    from seqnn.train import set_threads
+    from seqnn.apply.interpret import Interpreter
+    from seqnn.data.dna import one_hot
+    from seqnn.train.loop import set_threads
 
     set_threads(args.threads)
     model, pair = make_model()

@@ -31,8 +31,9 @@ RUNS = {"plain": {"rc": False, "shifts": [0]}, "tta": {"rc": True, "shifts": [-1
 def make_model(path: str) -> None:
     import keras
 
-    from seqnn.model import build_model, load_params, save_model
-    from seqnn.targets import read_sheet
+    from seqnn.data.targets import read_sheet
+    from seqnn.model.build import build_model, save_model
+    from seqnn.model.presets import load_params
 
     keras.utils.set_random_seed(0)
     params = load_params(os.path.join(REPO, "config/models/demo.json"))
@@ -44,7 +45,7 @@ def make_model(path: str) -> None:
 
 
 def run_predict(model: str, fasta: str, out: str, name: str, batch_size: int) -> dict:
-    from seqnn.predict import predict
+    from seqnn.apply.predict import predict
 
     tic = time.perf_counter()
     summary = predict([model], fasta, out, batch_size=batch_size, **RUNS[name])
@@ -59,9 +60,9 @@ def run_baseline(model: str, fasta: str, batch_size: int) -> dict:
     """model.predict over the windows `predict` tiles (default overlap), one-hot in memory."""
     import numpy as np
 
-    from seqnn.dna import one_hot
-    from seqnn.genome import chrom_sizes, fetch_codes, open_fasta
-    from seqnn.predict import Tiling, load_ensemble, prediction_runs
+    from seqnn.apply.predict import Tiling, load_ensemble, prediction_runs
+    from seqnn.data.dna import one_hot
+    from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta
 
     ens = load_ensemble([model])
     tiling = Tiling(ens.target_length, ens.target_length // 4)

@@ -14,9 +14,10 @@ Cropping1D 1024; 74 tracks; batch 4) on 45 random sequences, as baskerville's ow
 `--size` (default micro: the demo's 2,048 bp, 128 bins x 4) on 512 random sequences, with its
 own train block.
 
-Each model is compiled as `seqnn.train` does and fitted through `seqnn.data.dataset` (shuffled,
-interleaved); after one warm-up pass (tracing), whole passes over the data are timed until
-`--seconds` have passed (at least 3); figures are from the median pass. Model FLOPs count
+Each model is compiled as `seqnn.train.loop` does and fitted through
+`seqnn.train.dataset.dataset` (shuffled, interleaved); after one warm-up pass (tracing), whole
+passes over the data are timed until `--seconds` have passed (at least 3); figures are from the
+median pass. Model FLOPs count
 the convolutions and matrix products of the forward pass, times 3 for training; the device
 peak is a large square matmul timed here.
 
@@ -35,7 +36,7 @@ import time
 
 import numpy as np
 
-from seqnn import records
+from seqnn.data import records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASKERVILLE = {
@@ -144,7 +145,7 @@ def device_names() -> list[str]:
         import jax
 
         return [d.device_kind for d in jax.devices()]
-    from seqnn.train import devices
+    from seqnn.train.loop import devices
 
     return [d.get("model") or d["name"] for d in devices()]
 
@@ -171,8 +172,8 @@ def peak_matmul(dtype: str, seconds: float = 3.0) -> float:
 def training_data(tmp: str, n: int, seq_length: int, target_length: int, tracks: int,
                   batch: int, shuffle_buffer: int) -> dict:
     """`model.fit` arguments for `n` random examples: under TensorFlow, TFRecords written to
-    `tmp` through `seqnn.data.dataset` as `seqnn.train` reads them; under another backend
-    (JAX on a GPU machine without TensorFlow), one-hot arrays held in memory."""
+    `tmp` through `seqnn.train.dataset.dataset` as `seqnn.train.loop` reads them; under another
+    backend (JAX on a GPU machine without TensorFlow), one-hot arrays held in memory."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -181,11 +182,11 @@ def training_data(tmp: str, n: int, seq_length: int, target_length: int, tracks:
                 "batch_size": batch, "shuffle": True}
     import tensorflow as tf
 
-    from seqnn.data import dataset
+    from seqnn.train.dataset import dataset
 
     write_data(tmp, n, seq_length, target_length, tracks)
     data = dataset(tmp, "train", batch, shuffle=True, seed=0, shuffle_buffer=shuffle_buffer)
-    data = data.filter(lambda x, y: tf.shape(x)[0] == batch).repeat()  # as seqnn.train
+    data = data.filter(lambda x, y: tf.shape(x)[0] == batch).repeat()  # as seqnn.train.loop
     return {"x": data, "steps_per_epoch": n // batch, "shuffle": False}
 
 
@@ -193,8 +194,9 @@ def bench(name: str, params: dict, n: int, tracks: int, seconds: float, mixed_pr
           jit_compile) -> dict:
     import keras
 
-    from seqnn import train as T
-    from seqnn.model import build_model, target_length
+    from seqnn.model.build import build_model
+    from seqnn.model.params import target_length
+    from seqnn.train import loop as T
 
     opts = T.train_options(params)
     seq_length = params["model"]["seq_length"]
@@ -251,8 +253,8 @@ def main():
 
     import keras
 
-    from seqnn import train as T
-    from seqnn.model import load_params, presets, resolve_model
+    from seqnn.model.presets import load_params, presets, resolve_model
+    from seqnn.train import loop as T
 
     if keras.backend.backend() == "tensorflow":
         T.set_threads(args.threads)

@@ -34,7 +34,7 @@ def main():
 
     import test_interpret_demo as T
 
-    from seqnn import interpret as I
+    from seqnn.apply import interpret as I
 
     epochs = T.EPOCHS if args.epochs is None else args.epochs
     seed = T.TRAIN_SEED if args.seed is None else args.seed

@@ -25,11 +25,11 @@ from conftest import (
 
 from seqnn import SeqnnError
 from seqnn.config import check_data
-from seqnn.coverage import open_track, read_targets, write_coverage
-from seqnn.genome import chrom_sizes, write_contigs, write_sequences
+from seqnn.data.coverage import open_track, read_targets, write_coverage
+from seqnn.data.genome import chrom_sizes, write_contigs, write_sequences
+from seqnn.data.records import split_files, write_split
+from seqnn.data.targets import read_sheet
 from seqnn.io import atomic_path
-from seqnn.records import split_files, write_split
-from seqnn.targets import read_sheet
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = {"identifier": "a", "sum_stat": "sum", "scale": 1.0, "clip": None, "clip_soft": None}
@@ -281,17 +281,17 @@ def split_inputs(tiny_genome):
     seqs = pd.DataFrame({"chrom": "chrI", "start": np.arange(10) * 200, "label": "fold0"})
     seqs["end"] = seqs.start + 512
     seqs = seqs[["chrom", "start", "end", "label"]]
-    from seqnn.coverage import write_targets
+    from seqnn.data.coverage import write_targets
 
     write_targets(str(g.dir / "a.h5"), np.ones((10, 32), np.float16), {})
     return str(g.fasta), seqs, [str(g.dir / "a.h5")], g.dir / "data"
 
 
 def test_write_split_failure_leaves_no_shard(split_inputs, monkeypatch):
-    import seqnn.records
+    import seqnn.data.records
 
     fasta, seqs, cov, data = split_inputs
-    real = seqnn.records._examples
+    real = seqnn.data.records._examples
     calls = []
 
     def failing(fa, rows, targets):
@@ -301,7 +301,7 @@ def test_write_split_failure_leaves_no_shard(split_inputs, monkeypatch):
             raise OSError("disk full")
         yield from real(fa, rows, targets)
 
-    monkeypatch.setattr(seqnn.records, "_examples", failing)
+    monkeypatch.setattr(seqnn.data.records, "_examples", failing)
     with pytest.raises(OSError, match="disk full"):
         write_split(fasta, None, seqs, cov, str(data / "tfrecords"), "fold0", 4,
                     index=str(data / "tfrecords" / "fold0.json"))
@@ -311,7 +311,7 @@ def test_write_split_failure_leaves_no_shard(split_inputs, monkeypatch):
 KILLED = """
 import os, signal, sys
 import pandas as pd
-import seqnn.records as r
+import seqnn.data.records as r
 seqs = pd.read_csv(sys.argv[2], sep="\\t")
 real, calls = r._examples, []
 def dying(fa, rows, targets):
@@ -341,12 +341,12 @@ def test_killed_write_split_leaves_nothing_finished(split_inputs, tmp_path):
 
 
 def test_write_coverage_failure_leaves_no_file(tiny_genome, monkeypatch):
-    import seqnn.coverage
+    import seqnn.data.coverage
 
     def failing(*args, **kwargs):
         raise MemoryError("killed mid-way")
 
-    monkeypatch.setattr(seqnn.coverage, "transform", failing)
+    monkeypatch.setattr(seqnn.data.coverage, "transform", failing)
     with pytest.raises(MemoryError):
         coverage(tiny_genome, tiny_genome.track)
     assert_nothing_in(tiny_genome.dir / "coverage")

@@ -6,8 +6,8 @@ import pyBigWig
 import pysam
 import pytest
 
-from seqnn import coverage
-from seqnn.coverage import POOLS, SUM_STATS, compute_targets, transform, untransform
+from seqnn.data import coverage
+from seqnn.data.coverage import POOLS, SUM_STATS, compute_targets, transform, untransform
 
 
 def test_transform_hand_computed():

@@ -1,4 +1,4 @@
-"""Tests of the synthetic demo dataset (seqnn.demo)."""
+"""Tests of the synthetic demo dataset (seqnn.data.demo)."""
 
 import re
 import time
@@ -9,7 +9,7 @@ import pyBigWig
 import pysam
 import pytest
 
-from seqnn.demo import CHROMS, EFFECT, GAPS, MOTIFS, TRACKS, make_demo
+from seqnn.data.demo import CHROMS, EFFECT, GAPS, MOTIFS, TRACKS, make_demo
 
 RC = str.maketrans("ACGT", "TGCA")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from seqnn.ensemble import predict_augmented, reverse_complement_one_hot, shift_one_hot
+from seqnn.apply.ensemble import predict_augmented, reverse_complement_one_hot, shift_one_hot
 
 
 class CountModel:

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from seqnn import SeqnnError, cli, records
-from seqnn.coverage import untransform
-from seqnn.evaluate import (
+from seqnn import SeqnnError, cli
+from seqnn.apply.evaluate import (
     ALL_TRACKS,
     benjamini_hochberg,
     call_peaks,
@@ -18,8 +17,10 @@ from seqnn.evaluate import (
     evaluate,
     spearmanr_np,
 )
-from seqnn.metrics import auroc_np, pearsonr_np, r2_np
-from seqnn.plots import read_examples
+from seqnn.data import records
+from seqnn.data.coverage import untransform
+from seqnn.model.metrics import auroc_np, pearsonr_np, r2_np
+from seqnn.plots.report import read_examples
 
 keras = pytest.importorskip("keras")
 
@@ -90,7 +91,7 @@ def write_data(root, n=12, seed=0, split="fold0"):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from seqnn.model import save_model
+    from seqnn.model.build import save_model
 
     root = tmp_path_factory.mktemp("eval")
     data, x, y = write_data(root / "data")
@@ -173,7 +174,7 @@ def test_evaluate_matches_hand_computed_ensemble(setup, tmp_path, rc, shifts):
 
 
 def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
-    from seqnn.model import save_model
+    from seqnn.model.build import save_model
 
     root, data, x, y = setup
     double = hand_model()
@@ -213,7 +214,7 @@ def test_bad_inputs(setup, tmp_path):
     with pytest.raises(SeqnnError, match="split fold3 has no sequence"):
         evaluate(str(root / "model.keras"), str(data), str(tmp_path), split="fold3")
     small = keras.Sequential([keras.Input((32, 4)), keras.layers.Conv1D(3, 4, strides=4)])
-    from seqnn.model import save_model
+    from seqnn.model.build import save_model
 
     save_model(small, tmp_path / "small.keras")
     with pytest.raises(SeqnnError, match="maps 32 bp to 8 bins x 3 tracks but .* seq_length 64"):

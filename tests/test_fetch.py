@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from seqnn import SeqnnError
-from seqnn.fetch import download, is_url
+from seqnn.data.fetch import download, is_url
 
 
 def test_download_checks_sha256(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqnn import dna, genome
+from seqnn.data import dna, genome
 
 
 def test_dna_codes_one_hot_and_reverse_complement():

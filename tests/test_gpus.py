@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from seqnn.gpus import claim_gpu
+from seqnn.train.gpus import claim_gpu
 
 HOLD = """
 import sys, time
-from seqnn.gpus import claim_gpu
+from seqnn.train.gpus import claim_gpu
 with claim_gpu(sys.argv[1], num_gpus=2) as gpu:
     print(gpu, flush=True)
     time.sleep(float(sys.argv[2]))

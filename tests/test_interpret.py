@@ -15,9 +15,9 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError
-from seqnn import interpret as I
-from seqnn.dna import N_CODE, encode, one_hot
-from seqnn.model import save_model
+from seqnn.apply import interpret as I
+from seqnn.data.dna import N_CODE, encode, one_hot
+from seqnn.model.build import save_model
 
 L, PW = 64, 16
 T_LEN = L // PW  # 4 bins; the default window is the centre two, (1, 3)

@@ -1,6 +1,6 @@
 """Proof that it works (issue 7): gradient maps of a model trained on the demo recover its motifs.
 
-The demo (seqnn.demo) plants 10 bp motifs whose effects are known: the activator raises `peak`,
+The demo (seqnn.data.demo) plants 10 bp motifs whose effects are known: the activator raises `peak`,
 the repressor depletes `nuc`, the promoter starts transcription on its own strand (`rna_fwd`
 downstream of + motifs, `rna_rev` upstream of - ones). The module fixture runs the data stage
 in-process (the library calls of the workflow's data rules with config/config.yaml's `data`
@@ -8,7 +8,7 @@ block: the same TFRecords, byte for byte, as `snakemake data`, without its ~30 s
 start-ups), trains one small model for a few epochs, and computes gradient maps. The tests read
 the trained model as a user would:
 
-- gradient maps (`seqnn.interpret.gradient_maps`, rc) over 2048 bp windows centred on planted
+- gradient maps (`seqnn.apply.interpret.gradient_maps`, rc) over 2048 bp windows centred on planted
   motifs, 30 per kind from fold0 (no weight update sees it) and the demo's regions.bed: on the
   motif's track, |input x gradient| ranks the bases inside motif occurrences (motifs.bed) above
   all other bases of the window (AUROC), and the centre motif's summed contribution has the
@@ -40,8 +40,8 @@ from scipy.stats import rankdata
 
 pytest.importorskip("tensorflow")
 
-from seqnn import interpret as I  # noqa: E402
-from seqnn.demo import MOTIFS, make_demo  # noqa: E402
+from seqnn.apply import interpret as I  # noqa: E402
+from seqnn.data.demo import MOTIFS, make_demo  # noqa: E402
 
 pytestmark = [pytest.mark.slow]  # 105-125 s measured on 2 shared cores (training 65-90 s)
 
@@ -112,16 +112,16 @@ def expected_sign(kind: str) -> int:
 def build_data(root: Path) -> dict:
     """The demo and its data directory under `root` as the workflow lays them out; returns
     paths and seconds."""
-    from seqnn.coverage import write_coverage
-    from seqnn.genome import (
+    from seqnn.data.coverage import write_coverage
+    from seqnn.data.genome import (
         chrom_sizes,
         fold_labels,
         read_labelled_bed,
         write_contigs,
         write_sequences,
     )
-    from seqnn.records import statistics, write_json, write_split
-    from seqnn.targets import read_sheet, write_sheet
+    from seqnn.data.records import statistics, write_json, write_split
+    from seqnn.data.targets import read_sheet, write_sheet
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     d, demo_dir, data_dir = config["data"], root / "resources/demo", root / "results/data"
@@ -159,7 +159,8 @@ def build_data(root: Path) -> dict:
 def train_model(data_dir: Path, out_dir: Path, epochs: int = EPOCHS, seed: int = TRAIN_SEED):
     """The model trained on fold1 + fold2 for `epochs` epochs, its best epoch picked on fold0
     (which no weight update sees); returns the training summary."""
-    from seqnn.train import Splits, train
+    from seqnn.data.splits import Splits
+    from seqnn.train.loop import train
 
     return train(PARAMS, str(data_dir), str(out_dir), splits=Splits(["fold1", "fold2"], "fold0"),
                  epochs=epochs, seed=seed, threads=2)
@@ -252,9 +253,9 @@ def ism_agreement(model_path: str, sites: pd.DataFrame, fasta: str, fai: str) ->
     ISM_WIDTH bp (``centre``: the change of the motif track's centre aggregate, rc) against
     g[alt] - g[ref] of the same aggregate: per window, the fraction of the TOP_K substitutions
     by |ISM| (``top``) and of all of them (``all``) whose signs agree."""
-    from seqnn.dna import one_hot
-    from seqnn.genome import fetch_codes, open_fasta
-    from seqnn.model import load_model
+    from seqnn.data.dna import one_hot
+    from seqnn.data.genome import fetch_codes, open_fasta
+    from seqnn.model.build import load_model
 
     model, _ = load_model(model_path)
     picks = pd.concat(

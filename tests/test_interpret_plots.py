@@ -6,8 +6,8 @@ from matplotlib.colors import to_hex
 from test_plots import png_size
 
 from seqnn import SeqnnError
-from seqnn import interpret_plots as I
-from seqnn.plots import save
+from seqnn.plots import interpret as I
+from seqnn.plots.report import save
 
 rng = np.random.default_rng(0)
 
@@ -113,7 +113,7 @@ def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
     larger and focused there: b is drawn; a region the files lack gets a figure saying so."""
     import h5py
 
-    from seqnn.interpret_plots import workflow_plots
+    from seqnn.plots.interpret import workflow_plots
 
     rng = np.random.default_rng(0)
     L, W, K = 40, 10, 2
@@ -139,7 +139,7 @@ def test_region_figure_picks_the_track_focused_on_the_region(tmp_path):
     workflow_plots(str(grads), str(ism), None, out, width=W)
     assert png_size(tmp_path / "region0.png")[0] > 300 and (tmp_path / "region1.png").is_file()
 
-    from seqnn.interpret_plots import _read, _region_figure
+    from seqnn.plots.interpret import _read, _region_figure
 
     fig = _region_figure(_read(str(grads)), _read(str(ism)), 0, W)
     title = fig.axes[0].get_title()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from seqnn import SeqnnError
-from seqnn.losses import (
+from seqnn.model.losses import (
     LOSSES,
     BinaryCrossentropy,
     MeanSquaredError,

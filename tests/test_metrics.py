@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, rankdata
 
-from seqnn.metrics import (
+from seqnn.model.metrics import (
     AUPRC,
     AUROC,
     R2,

@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from seqnn import SeqnnError, layers
-from seqnn import model as seqnn_model
+from seqnn import SeqnnError
+from seqnn.model import build, layers, presets
+from seqnn.model.params import params_reference, parse_params, target_length
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "tests" / "data" / "params"
@@ -54,7 +55,7 @@ def transformer(c, heads, key, pos, expansion=2):
 
 
 def summary(params):
-    s = seqnn_model.model_summary(params)
+    s = build.model_summary(params)
     return s["output_shape"], s["trainable_params"], s["non_trainable_params"]
 
 
@@ -79,7 +80,7 @@ def randomize(model, seed=0):
 
 def test_basenji2_params():
     """Basenji2 (calico/basenji manuscripts/cross2020/params_human.json)."""
-    params = seqnn_model.load_params(PARAMS / "basenji2_human.json")
+    params = presets.load_params(PARAMS / "basenji2_human.json")
     # conv_tower filters: 339 * 1.1776**i rounded = 339, 399.2, 470.1, 553.6, 651.9, 767.7
     tower = [288, 339, 399, 470, 554, 652, 768]
     expected = conv(15, 4, 288, bias=False) + norm(288)
@@ -92,12 +93,12 @@ def test_basenji2_params():
     # 131072 bp / 2**7 = 1024 bins, cropped by 64 on each side
     assert summary(params) == ((None, 896, 5313), expected, 2 * statistics)
     assert expected == 30_088_228
-    assert seqnn_model.target_length(params) == 896
+    assert target_length(params) == 896
 
 
 def test_basenji_tutorial_params():
     """Basenji's tutorial model (calico/basenji tutorials/models/params_small.json)."""
-    params = seqnn_model.load_params(PARAMS / "basenji_small.json")
+    params = presets.load_params(PARAMS / "basenji_small.json")
     tower = [64, 64, 72]  # 64 * 1.125 = 72
     expected = conv(15, 4, 64, bias=False) + norm(64)
     expected += sum(conv(5, a, b, bias=False) + norm(b) for a, b in zip(tower, tower[1:]))
@@ -112,7 +113,7 @@ def test_basenji_tutorial_params():
 def test_baskerville_params():
     """baskerville's test model (calico/baskerville tests/data/params.json): transformer,
     U-net, two heads."""
-    params = seqnn_model.load_params(PARAMS / "baskerville_tests.json")
+    params = presets.load_params(PARAMS / "baskerville_tests.json")
     # res_tower: 72 -> 128 over 6 repeats, x1.122 each, rounded to multiples of 8
     tower = [64, 72, 80, 88, 104, 112, 128]
     expected = conv(7, 4, 64)  # conv_dna: norm_type null, so with bias
@@ -131,20 +132,21 @@ def test_baskerville_params():
 
 
 def test_demo_params():
-    params = seqnn_model.load_params(ROOT / "config" / "models" / "demo.json")
+    params = presets.load_params(ROOT / "config" / "models" / "demo.json")
     expected = conv(15, 4, 32, bias=False) + norm(32)
     expected += 3 * (conv(5, 32, 32, bias=False) + norm(32))  # conv_tower, 32 filters x3
     dilated = conv(3, 32, 32, bias=False) + norm(32) + conv(1, 32, 32, bias=False) + norm(32)
     expected += 4 * dilated + dense(32, 4)
     assert summary(params)[:2] == ((None, 128, 4), expected)
-    assert seqnn_model.target_length(params) == 128
+    assert target_length(params) == 128
     assert params["train"]["batch_size"] == 8
 
 
 def test_target_length_needs_no_tensorflow():
     code = (
-        "import sys; from seqnn import model; "
-        f"n = model.target_length(model.load_params({str(PARAMS / 'basenji2_human.json')!r})); "
+        "import sys; from seqnn.model.params import target_length; "
+        "from seqnn.model.presets import load_params; "
+        f"n = target_length(load_params({str(PARAMS / 'basenji2_human.json')!r})); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print(n)"
     )
     out = subprocess.run(
@@ -368,16 +370,16 @@ BLOCK_CASES = {
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_block(case, tmp_path):
     params, shape, trainable, non_trainable = BLOCK_CASES[case]
-    model = seqnn_model.build_model(params, strand_pair=[1, 0, 2])
+    model = build.build_model(params, strand_pair=[1, 0, 2])
     assert tuple(model.output.shape) == shape
-    assert seqnn_model.target_length(params) == shape[1]
+    assert target_length(params) == shape[1]
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
     assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == non_trainable
 
     randomize(model)
     path = tmp_path / "model.keras"
-    seqnn_model.save_model(model, path, params=params)
-    loaded, meta = seqnn_model.load_model(path)
+    build.save_model(model, path, params=params)
+    loaded, meta = build.load_model(path)
     x = one_hot(2, 64)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)), expected)
@@ -395,7 +397,7 @@ def test_heads_share_trunk():
         "head_mouse": {"name": "final", "units": 2},
         "head_human": [{"name": "conv_block", "filters": 4}, {"name": "final", "units": 3}],
     }
-    model = seqnn_model.build_model(params)
+    model = build.build_model(params)
     assert model.output_names == ["head_human", "head_mouse"]
     assert [tuple(o.shape) for o in model.outputs] == [(None, 32, 3), (None, 32, 2)]
     # the trunk's conv is counted once
@@ -414,9 +416,9 @@ def test_head_list_of_heads():
         "trunk": [{"name": "conv_block", "filters": 8}],
         "head": [[{"name": "final", "units": 2}], [{"name": "final", "units": 5}]],
     }
-    model = seqnn_model.build_model(params, strand_pair=[[1, 0], None])
+    model = build.build_model(params, strand_pair=[[1, 0], None])
     assert model.output_names == ["head0", "head1"]
-    assert seqnn_model.model_summary(params)["output_shape"] == [(None, 32, 2), (None, 32, 5)]
+    assert build.model_summary(params)["output_shape"] == [(None, 32, 2), (None, 32, 5)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +428,7 @@ def test_head_list_of_heads():
 def rc_model(**kw):
     trunk = [{"name": "conv_block", "filters": 8, "kernel_size": 5}]
     model = {"seq_length": 32, "trunk": trunk, "head": {"name": "final", "units": 3}}
-    return seqnn_model.build_model({**model, **kw}, strand_pair=[1, 0, 2])
+    return build.build_model({**model, **kw}, strand_pair=[1, 0, 2])
 
 
 def test_reverse_complement_augmentation():
@@ -493,9 +495,9 @@ def test_strand_pair_checked():
         "head": {"name": "final", "units": 3},
     }
     with pytest.raises(SeqnnError, match="strand_pair for head: need 3 indices"):
-        seqnn_model.build_model(params, strand_pair=[1, 1, 2])  # 1's pair is not 0's
+        build.build_model(params, strand_pair=[1, 1, 2])  # 1's pair is not 0's
     with pytest.raises(SeqnnError, match="strand_pair for head: need 3 indices"):
-        seqnn_model.build_model(params, strand_pair=[0, 1])
+        build.build_model(params, strand_pair=[0, 1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -694,7 +696,7 @@ BASE = {"seq_length": 32, "head": {"name": "final", "units": 2}}
 )
 def test_invalid_params(model, message):
     with pytest.raises(SeqnnError, match=message):
-        seqnn_model.build_model(model)
+        build.build_model(model)
 
 
 def test_legacy_spellings():
@@ -704,7 +706,7 @@ def test_legacy_spellings():
         "trunk": [{"name": "conv_block", "filters": 8, "strides": 2, "bn_gamma": "zeros"}],
         "head_x": {"name": "dense", "units": 2},
     }
-    spec = seqnn_model.parse_params(legacy)
+    spec = parse_params(legacy)
     name, p = spec.trunk[0]
     assert (name, p["norm_type"], p["stride"], p["norm_gamma"]) == (
         "conv_block",
@@ -712,16 +714,16 @@ def test_legacy_spellings():
         2,
         "zeros",
     )
-    assert seqnn_model.target_length(legacy) == 16
+    assert target_length(legacy) == 16
 
 
 def test_load_params_errors(tmp_path):
     with pytest.raises(SeqnnError, match="missing.json: params file not found"):
-        seqnn_model.load_params(tmp_path / "missing.json")
+        presets.load_params(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     with pytest.raises(SeqnnError, match="bad.json: invalid JSON"):
-        seqnn_model.load_params(bad)
+        presets.load_params(bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -737,17 +739,17 @@ def test_save_model_carries_metadata(tmp_path):
     ]
     statistics = {"seq_length": 32, "target_length": 32, "num_targets": 3}
     path = tmp_path / "model_best.keras"
-    seqnn_model.save_model(
+    build.save_model(
         model, path, params={"model": {}}, targets=targets, statistics=statistics
     )
     assert [p.name for p in tmp_path.iterdir()] == ["model_best.keras"]  # no temporary left
-    _, meta = seqnn_model.load_model(path)
+    _, meta = build.load_model(path)
     assert meta == {"params": {"model": {}}, "targets": targets, "statistics": statistics}
 
     with pytest.raises(SeqnnError, match=r"model.h5: model files must end in .keras"):
-        seqnn_model.save_model(model, tmp_path / "model.h5")
+        build.save_model(model, tmp_path / "model.h5")
     with pytest.raises(SeqnnError, match="nothing.keras: model file not found"):
-        seqnn_model.load_model(tmp_path / "nothing.keras")
+        build.load_model(tmp_path / "nothing.keras")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -756,7 +758,7 @@ def test_save_model_carries_metadata(tmp_path):
 
 def test_readme_reference_is_current():
     readme = (ROOT / "config" / "models" / "README.md").read_text()
-    assert seqnn_model.params_reference() in readme, (
+    assert params_reference() in readme, (
         "regenerate the reference section of config/models/README.md "
         "from seqnn.model.params_reference()"
     )
@@ -764,4 +766,4 @@ def test_readme_reference_is_current():
 
 def test_model_params_accepts_bare_model_block():
     params = json.loads((PARAMS / "basenji_small.json").read_text())
-    assert seqnn_model.target_length(params["model"]) == seqnn_model.target_length(params)
+    assert target_length(params["model"]) == target_length(params)

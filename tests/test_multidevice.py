@@ -12,7 +12,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from seqnn.log import logged
-from seqnn.train import train
+from seqnn.train.loop import train
 params, data, out, batch, devices = json.loads(sys.argv[1])
 params["train"]["batch_size"] = batch
 with logged():

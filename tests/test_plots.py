@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from seqnn import SeqnnError
-from seqnn import plots as P
-from seqnn.evaluate import ALL_TRACKS, cv_summary
+from seqnn.apply.evaluate import ALL_TRACKS, cv_summary
+from seqnn.plots import report as P
 
 IDS = ["peak", "rna_fwd", "rna_rev"]
 PAIRS = [0, 2, 1]

@@ -23,10 +23,10 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError, cli
-from seqnn import predict as P
-from seqnn.coverage import untransform
-from seqnn.dna import N_CODE, encode
-from seqnn.model import save_model
+from seqnn.apply import predict as P
+from seqnn.data.coverage import untransform
+from seqnn.data.dna import N_CODE, encode
+from seqnn.model.build import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 L, PW, CROP = 256, 16, 32
@@ -440,8 +440,8 @@ def test_rules_shards_gather_cross_fold(tiny, tmp_path):
 def _peak_features():
     """Per 16-bp bin: activator motif matches on either strand, smoothed by the demo's peak
     shape (a Gaussian of sd 70 bp); a linear model of it is fitted to the `peak` track."""
-    from seqnn.demo import MOTIFS
-    from seqnn.dna import one_hot
+    from seqnn.data.demo import MOTIFS
+    from seqnn.data.dna import one_hot
 
     motif = one_hot(encode(MOTIFS["activator"]))
     x = keras.Input((2048, 4), name="sequence")
@@ -456,9 +456,9 @@ def _peak_features():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from seqnn.demo import make_demo
-    from seqnn.genome import chrom_sizes, write_contigs, write_sequences
-    from seqnn.targets import read_sheet
+    from seqnn.data.demo import make_demo
+    from seqnn.data.genome import chrom_sizes, write_contigs, write_sequences
+    from seqnn.data.targets import read_sheet
 
     d = tmp_path_factory.mktemp("demo")
     make_demo(d, seed=7)
@@ -474,9 +474,9 @@ def demo(tmp_path_factory):
 def test_demo_cross_fold_prediction_tracks_the_held_out_signal(demo):
     """Linear models fitted (least squares) on two folds each predict the third: the genome-wide
     cross-fold bigWig of `peak` correlates with the observed track on bins no model trained on."""
-    from seqnn.coverage import write_coverage
-    from seqnn.dna import one_hot
-    from seqnn.genome import chrom_sizes
+    from seqnn.data.coverage import write_coverage
+    from seqnn.data.dna import one_hot
+    from seqnn.data.genome import chrom_sizes
 
     d, seqs, sheet = demo
     fasta, sizes = str(d / "genome.fa"), chrom_sizes(str(d / "genome.fa"))

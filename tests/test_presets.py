@@ -7,6 +7,7 @@ counts derived by hand below from the published architectures.
 
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,12 +16,16 @@ import yaml
 from helpers import REPO
 from test_model import conv, dense, mha, norm, one_hot, randomize, sep, summary, tiny
 
-from seqnn import SeqnnError, cli, layers, records
-from seqnn import model as seqnn_model
-from seqnn.data import dataset
-from seqnn.train import compile_model, train_options
+from seqnn import SeqnnError, cli
+from seqnn.data import records
+from seqnn.model import build, layers, presets
+from seqnn.model.params import parse_params, receptive_field, target_length
+from seqnn.train.dataset import dataset
+from seqnn.train.loop import compile_model, train_options
 
-PRESETS = seqnn_model.presets()
+PRESETS = presets.presets()
+
+DEMO = REPO / "config" / "models" / "demo.json"
 
 
 def demo_statistics():
@@ -35,7 +40,7 @@ def demo_statistics():
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
     """The embedded demo through the data stage (library calls, fold0 records only)."""
-    from seqnn import coverage, demo, genome, targets
+    from seqnn.data import coverage, demo, genome, targets
 
     root = tmp_path_factory.mktemp("demo_data")
     demo.make_demo(str(root / "demo"))
@@ -66,8 +71,8 @@ def demo_data(tmp_path_factory):
 @pytest.mark.parametrize("name", PRESETS)
 def test_micro_preset_trains_and_round_trips(name, demo_data, tmp_path):
     data_dir, stats = demo_data
-    params = seqnn_model.resolve_model(name, size="micro", data=stats)
-    assert seqnn_model.target_length(params) == stats["target_length"]
+    params = presets.resolve_model(name, size="micro", data=stats)
+    assert target_length(params) == stats["target_length"]
     keras.utils.set_random_seed(0)
     model = compile_model(params, train_options(params), stats["num_targets"])
     model.run_eagerly = True  # a few steps cost less than tracing the training step
@@ -76,8 +81,8 @@ def test_micro_preset_trains_and_round_trips(name, demo_data, tmp_path):
     assert model.output.shape == (None, stats["target_length"], stats["num_targets"])
 
     path = tmp_path / "model.keras"
-    seqnn_model.save_model(model, path, params=params, statistics=stats)
-    loaded, meta = seqnn_model.load_model(path)
+    build.save_model(model, path, params=params, statistics=stats)
+    loaded, meta = build.load_model(path)
     x = one_hot(2, stats["seq_length"])
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     assert np.isfinite(expected).all()
@@ -99,7 +104,7 @@ def test_presets_listed():
 
 
 def test_scale_keys_reach_the_blocks():
-    params = seqnn_model.resolve_model("enformer", size="micro", width=64, depth=2)
+    params = presets.resolve_model("enformer", size="micro", width=64, depth=2)
     trunk = params["model"]["trunk"]
     assert trunk[0]["filters"] == 32 and trunk[1]["filters_end"] == 64
     assert trunk[1]["divisible_by"] == 8 and trunk[1]["repeat"] == 3  # log2(16) - 1
@@ -113,52 +118,51 @@ def test_scale_keys_reach_the_blocks():
     }
     # config.yaml's mapping form is the same call
     mapping = {"preset": "enformer", "size": "micro", "width": 64, "depth": 2}
-    assert seqnn_model.resolve_model(mapping) == params
+    assert presets.resolve_model(mapping) == params
     # a preset file by path resolves alike; load_params gives its default size
-    path = REPO / "config" / "models" / "enformer.json"
-    assert seqnn_model.resolve_model(path, size="micro", width=64, depth=2)["model"] == (
+    path = Path(presets.PRESET_DIR) / "enformer.json"
+    assert presets.resolve_model(path, size="micro", width=64, depth=2)["model"] == (
         params["model"]
     )
-    assert seqnn_model.load_params(path)["model"]["trunk"][2]["repeat"] == 11
+    assert presets.load_params(path)["model"]["trunk"][2]["repeat"] == 11
 
 
 def test_preset_fits_the_data():
     data = {"seq_length": 4096, "pool_width": 32, "crop_bp": 512, "num_targets": 7}
-    params = seqnn_model.resolve_model("dilated_conv", size="micro", data=data)
+    params = presets.resolve_model("dilated_conv", size="micro", data=data)
     mp = params["model"]
     assert mp["seq_length"] == 4096 and mp["head"]["units"] == 7
     assert mp["trunk"][1]["repeat"] == 4 and mp["trunk"][3]["cropping"] == 16
-    assert seqnn_model.target_length(params) == (4096 - 2 * 512) // 32
+    assert target_length(params) == (4096 - 2 * 512) // 32
     # the U-net of Borzoi follows the bin width: transformer at 4 x pool_width
-    borzoi = seqnn_model.resolve_model("borzoi", size="micro", data=data)
-    assert seqnn_model.target_length(borzoi) == 96
+    borzoi = presets.resolve_model("borzoi", size="micro", data=data)
+    assert target_length(borzoi) == 96
     assert borzoi["model"]["trunk"][1]["repeat"] == 6  # 2 * 2**6 = 128 bp = 4 x 32
 
 
 def test_tracks_mapping_makes_one_head_each():
-    params = seqnn_model.resolve_model("conv", size="micro", tracks={"human": 3, "mouse": 2})
+    params = presets.resolve_model("conv", size="micro", tracks={"human": 3, "mouse": 2})
     mp = params["model"]
     assert "head" not in mp
     assert mp["head_human"]["units"] == 3 and mp["head_mouse"]["units"] == 2
-    shapes = seqnn_model.model_summary(params)["output_shape"]
+    shapes = build.model_summary(params)["output_shape"]
     assert shapes == [(None, 128, 3), (None, 128, 2)]
 
 
 def test_plain_params_file_passes_through():
-    path = REPO / "config" / "models" / "demo.json"
-    assert seqnn_model.resolve_model("demo") == json.loads(path.read_text())
-    seqnn_model.resolve_model("demo", data=demo_statistics())
+    assert presets.resolve_model(DEMO) == json.loads(DEMO.read_text())
+    presets.resolve_model(DEMO, data=demo_statistics())
 
 
 def test_preset_file_in_another_directory(tmp_path):
-    """A workflow's copy of config/models: names resolve there, paths pass through."""
-    (tmp_path / "conv.json").write_text((REPO / "config" / "models" / "conv.json").read_text())
-    path = seqnn_model.preset_file("conv", tmp_path)
-    assert path == tmp_path / "conv.json" and seqnn_model.preset_file(path) == path
-    assert seqnn_model.presets(tmp_path) == ["conv"]
-    assert seqnn_model.resolve_model(path) == seqnn_model.resolve_model("conv")
+    """A workflow's own preset folder: names resolve there, paths pass through."""
+    (tmp_path / "conv.json").write_text((Path(presets.PRESET_DIR) / "conv.json").read_text())
+    path = presets.preset_file("conv", tmp_path)
+    assert path == tmp_path / "conv.json" and presets.preset_file(path) == path
+    assert presets.presets(tmp_path) == ["conv"]
+    assert presets.resolve_model(path) == presets.resolve_model("conv")
     with pytest.raises(SeqnnError, match=r"model: no preset 'enformer'; presets: conv \("):
-        seqnn_model.preset_file("enformer", tmp_path)
+        presets.preset_file("enformer", tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +171,7 @@ def test_preset_file_in_another_directory(tmp_path):
         (dict(model="enformr"), r"model: no preset 'enformr'; presets: borzoi, conv,"),
         (dict(model="conv", widht=8), r"conv.json: unknown scale key 'widht'; scale keys: width,"),
         (dict(model="conv", size="tiny"), r"conv.json: no size 'tiny'; sizes: micro"),
-        (dict(model="demo", width=8), r"demo.json: not a preset \(no 'scale' block\); drop width"),
+        (dict(model=DEMO, width=8), r"demo.json: not a preset \(no 'scale' block\); drop width"),
         (dict(model={"size": "micro"}), r"model: a mapping needs a 'preset' key"),
         (
             dict(model="conv", seq_length=4096, data={"seq_length": 2048}),
@@ -179,7 +183,7 @@ def test_preset_file_in_another_directory(tmp_path):
             r": 24 is not a power of 2",
         ),
         (
-            dict(model="demo", data={"seq_length": 2048, "pool_width": 32, "crop_bp": 0}),
+            dict(model=DEMO, data={"seq_length": 2048, "pool_width": 32, "crop_bp": 0}),
             r"demo.json: the model outputs 128 bins, not the data's 64; change its pooling",
         ),
         (
@@ -190,7 +194,7 @@ def test_preset_file_in_another_directory(tmp_path):
 )
 def test_resolve_errors(call, message):
     with pytest.raises(SeqnnError, match=message):
-        seqnn_model.resolve_model(**call)
+        presets.resolve_model(**call)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,16 +216,16 @@ def test_receptive_fields():
     # k3 convolutions at 128 bp; the crop and 1x1 layers add nothing
     tower = 16 + sum(5 * 2**i for i in range(1, 7))
     basenji2 = tower + 2 * 128 * sum(basenji2_dilations())
-    dilated = seqnn_model.resolve_model("dilated_conv")
-    assert seqnn_model.receptive_field(dilated) == basenji2 == 54_918
-    assert seqnn_model.receptive_field(
-        seqnn_model.load_params(REPO / "tests" / "data" / "params" / "basenji2_human.json")
+    dilated = presets.resolve_model("dilated_conv")
+    assert receptive_field(dilated) == basenji2 == 54_918
+    assert receptive_field(
+        presets.load_params(REPO / "tests" / "data" / "params" / "basenji2_human.json")
     ) == basenji2
     # conv micro: stem (16 bp), 3 x (conv k5 + pool 2) at jumps 2, 4, 8, one conv k5 at 16 bp
-    conv_micro = seqnn_model.resolve_model("conv", size="micro")
-    assert seqnn_model.receptive_field(conv_micro) == 16 + 5 * (2 + 4 + 8) + 4 * 16 == 150
+    conv_micro = presets.resolve_model("conv", size="micro")
+    assert receptive_field(conv_micro) == 16 + 5 * (2 + 4 + 8) + 4 * 16 == 150
     for name in ("conv_gru", "conv_transformer", "conv_mlp", "enformer", "borzoi", "explainn"):
-        assert seqnn_model.receptive_field(seqnn_model.resolve_model(name, size="micro")) is None
+        assert receptive_field(presets.resolve_model(name, size="micro")) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,15 +287,15 @@ BLOCK_CASES = {
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_block(case, tmp_path):
     params, shape, trainable, non_trainable = BLOCK_CASES[case]
-    model = seqnn_model.build_model(params, strand_pair=[1, 0, 2])
+    model = build.build_model(params, strand_pair=[1, 0, 2])
     assert tuple(model.output.shape) == shape
-    assert seqnn_model.target_length(params) == shape[1]
+    assert target_length(params) == shape[1]
     assert summary(params)[1:] == (trainable, non_trainable)
 
     randomize(model)
     path = tmp_path / "model.keras"
-    seqnn_model.save_model(model, path, params=params)
-    loaded, _ = seqnn_model.load_model(path)
+    build.save_model(model, path, params=params)
+    loaded, _ = build.load_model(path)
     x = one_hot(2, 64)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(
@@ -302,7 +306,7 @@ def test_block(case, tmp_path):
 def test_block_choices_checked():
     params = tiny([{"name": "adaptive_pool", "length": 4, "pool_type": "attention"}])
     with pytest.raises(SeqnnError, match=r"pool_type='attention' is not one of \"avg\", \"max\""):
-        seqnn_model.parse_params(params)
+        parse_params(params)
 
 
 def test_adaptive_pool_matches_pytorch_windows():
@@ -329,8 +333,8 @@ def test_unit_dense_maps_each_unit_alone():
 
 def test_explainn_units_are_independent():
     """Changing one unit's filter changes only that unit's output channel."""
-    params = seqnn_model.resolve_model("explainn", size="micro")
-    model = seqnn_model.build_model(params)
+    params = presets.resolve_model("explainn", size="micro")
+    model = build.build_model(params)
     head = next(la for la in reversed(model.layers) if isinstance(la, keras.layers.Dense))
     trunk = keras.Model(model.input, head.input)  # the units' outputs, [bins, units]
     conv_layer = next(la for la in model.layers if isinstance(la, keras.layers.Conv1D))
@@ -363,7 +367,7 @@ def test_summary_cli(capsys):
 
 @pytest.fixture(scope="module")
 def summaries():
-    return [seqnn_model.preset_summary(name, size) for name in PRESETS for size in (None, "micro")]
+    return [build.preset_summary(name, size) for name in PRESETS for size in (None, "micro")]
 
 
 def default_summary(summaries, name):
@@ -417,8 +421,8 @@ def test_dilated_conv_is_basenji2(summaries):
 @pytest.mark.slow
 def test_readme_preset_table_is_current(summaries):
     readme = (REPO / "config" / "models" / "README.md").read_text()
-    table = seqnn_model.presets_markdown(summaries)
+    table = presets.presets_markdown(summaries)
     assert table in readme, (
         "regenerate the preset table of config/models/README.md with "
-        "seqnn.model.presets_markdown(summaries):\n" + table
+        "seqnn.model.presets.presets_markdown(summaries):\n" + table
     )

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqnn import dna, records
+from seqnn.data import dna, records
 
 tf = pytest.importorskip("tensorflow")
-from seqnn import data  # noqa: E402
+from seqnn.train import dataset as data  # noqa: E402
 
 
 def test_example_bytes_equal_tensorflow_serialization():
@@ -32,7 +32,7 @@ def _write_fold_dir(tmp_path, n=7, seq_length=64, target_length=8, tracks=3, per
     seqs = pd.DataFrame({"chrom": "c", "start": starts, "end": starts + seq_length,
                          "label": ["fold0"] * 3 + ["fold1"] * (n - 3)})
     targets = rng.gamma(1, 3, (n, target_length, tracks)).astype(np.float16)
-    from seqnn.coverage import write_targets
+    from seqnn.data.coverage import write_targets
     cov = []
     for t in range(tracks):
         cov.append(str(tmp_path / f"t{t}.h5"))

@@ -11,14 +11,16 @@ import os
 import numpy as np
 import pytest
 
-from seqnn import SeqnnError, cli, records
-from seqnn.train import Splits, data_splits, fold_splits, train_options
+from seqnn import SeqnnError, cli
+from seqnn.data import records
+from seqnn.data.splits import Splits, data_splits, fold_splits
+from seqnn.train.loop import train_options
 
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from seqnn import train as T  # noqa: E402
-from seqnn.model import load_model  # noqa: E402
+from seqnn.model.build import load_model  # noqa: E402
+from seqnn.train import loop as T  # noqa: E402
 
 SEQ, BINS, TRACKS = 64, 8, 2
 

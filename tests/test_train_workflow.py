@@ -14,7 +14,7 @@ import yaml
 from helpers import REPO
 
 pytest.importorskip("tensorflow")
-from seqnn.model import load_model  # noqa: E402
+from seqnn.model.build import load_model  # noqa: E402
 
 pytestmark = [pytest.mark.workflow]
 

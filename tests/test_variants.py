@@ -14,10 +14,10 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError
-from seqnn import predict as P
-from seqnn import variants as V
-from seqnn.dna import decode
-from seqnn.model import save_model
+from seqnn.apply import predict as P
+from seqnn.apply import variants as V
+from seqnn.data.dna import decode
+from seqnn.model.build import save_model
 
 L, PW, CROP = 64, 8, 8
 T = (L - 2 * CROP) // PW  # 6 bins

@@ -12,8 +12,8 @@ import pyBigWig
 import pytest
 from helpers import REPO, run_snakemake
 
-from seqnn import coverage, demo, dna
-from seqnn.genome import read_labelled_bed
+from seqnn.data import coverage, demo, dna
+from seqnn.data.genome import read_labelled_bed
 
 pytestmark = [pytest.mark.workflow]
 
@@ -59,7 +59,7 @@ def test_demo_statistics_and_folds(demo_run):
 
 def test_demo_records_equal_bigwig_transform(demo_run):
     tf = pytest.importorskip("tensorflow")  # noqa: F841
-    from seqnn.data import dataset
+    from seqnn.train.dataset import dataset
 
     data = demo_run / "results" / "data"
     seqs = read_labelled_bed(str(data / "sequences.bed"))

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate", help="accuracy of model(s) on a split of a Basenji/baskerville data directory",
         description="Predict every sequence of a split of DATA_DIR (averaged over --rc, --shifts "
         "and the models given) and write OUT/acc.tsv (per track: Pearson r, R2, Spearman r, "
-        "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5 (see seqnn.evaluate).")
+        "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5"
+        " (see seqnn.apply.evaluate).")
     evaluate._negative_number_matcher = SHIFTS
     evaluate.add_argument("models", nargs="+", metavar="MODEL",
                           help=".keras model file(s); several are averaged")
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Tile the FASTA's chromosomes (or the --bed regions) with windows of the "
         "models' seq_length, predict with every model (averaged over --rc and --shifts), stitch "
         "and write OUT/{track}.bw and OUT/predictions.h5, plus the optional outputs below "
-        "(see seqnn.predict).")
+        "(see seqnn.apply.predict).")
     predict._negative_number_matcher = SHIFTS
     predict.add_argument("models", nargs="+", metavar="MODEL",
                          help=".keras model file(s); several are averaged (fold order)")
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tss) and write OUT/gradients.h5 (gradients of each track's centre-bin prediction "
         "w.r.t. the one-hot input), OUT/contrib/{track}.bw (input x gradient) and, with "
         "--ism-width, OUT/ism.h5 (every substitution of the centre bases); all averaged over "
-        "the models, --rc and --shifts (see seqnn.interpret).")
+        "the models, --rc and --shifts (see seqnn.apply.interpret).")
     _inputs(interpret, "BED regions")
     interpret.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
     interpret.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
@@ -130,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         "variants", help="variant effects of a VCF (SAD, logFC, D1, D2 per track)",
         description="Predict reference and alternative windows centred on each variant of the "
         "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
-        "models, --rc and --shifts; skipped variants are counted (see seqnn.variants).")
+        "models, --rc and --shifts; skipped variants are counted (see seqnn.apply.variants).")
     _inputs(variants, "VCF (plain or bgzipped)")
     return parser
 
@@ -164,7 +165,9 @@ def _scale_item(text: str) -> tuple:
 
 def _summary(args) -> None:
     from seqnn import SeqnnError
-    from seqnn.model import build_model, load_params, model_summary, receptive_field, resolve_model
+    from seqnn.model.build import build_model, model_summary
+    from seqnn.model.params import receptive_field
+    from seqnn.model.presets import load_params, resolve_model
 
     if (args.params is None) == (args.preset is None):
         raise SeqnnError("summary: give a params file or --preset NAME (one of them)")
@@ -191,7 +194,8 @@ def _summary(args) -> None:
 
 
 def _train(args) -> None:
-    from seqnn.train import data_splits, train
+    from seqnn.data.splits import data_splits
+    from seqnn.train.loop import train
 
     jit = {"true": True, "false": False, "auto": "auto"}[args.jit_compile]
     summary = train(
@@ -204,7 +208,7 @@ def _train(args) -> None:
 
 
 def _doctor(args, log) -> None:
-    from seqnn.train import doctor
+    from seqnn.train.loop import doctor
 
     report = doctor()
     print(f"tensorflow {report['tensorflow']} (CUDA build: {report['cuda_build']}), "
@@ -229,7 +233,7 @@ def _shifts(text: str) -> list[int]:
 
 
 def _evaluate(args) -> None:
-    from seqnn.evaluate import evaluate
+    from seqnn.apply.evaluate import evaluate
 
     shifts = _shifts(args.shifts)
     summary = evaluate(
@@ -241,7 +245,7 @@ def _evaluate(args) -> None:
 
 
 def _predict(args) -> None:
-    from seqnn.predict import predict
+    from seqnn.apply.predict import predict
 
     shifts = _shifts(args.shifts)
     summary = predict(
@@ -258,7 +262,7 @@ def _predict(args) -> None:
 def _interpret(args) -> None:
     import os
 
-    from seqnn.interpret import gradient_maps, ism
+    from seqnn.apply.interpret import gradient_maps, ism
 
     options = {"tracks": args.tracks.split(",") if args.tracks else None, "window": args.window,
                "reduce": args.reduce, "rc": args.rc, "shifts": _shifts(args.shifts),
@@ -275,7 +279,7 @@ def _interpret(args) -> None:
 
 
 def _variants(args) -> None:
-    from seqnn.variants import score_vcf
+    from seqnn.apply.variants import score_vcf
 
     print(json.dumps(score_vcf(
         args.models, args.fasta, args.input, args.out, rc=args.rc, shifts=_shifts(args.shifts),
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with logged() as log:
         if args.command == "demo":
-            from seqnn.demo import make_demo
+            from seqnn.data.demo import make_demo
 
             log.info("demo: %s", make_demo(args.out_dir, seed=args.seed))
         elif args.command == "summary":

@@ -6,10 +6,10 @@ from snakemake.utils import validate
 
 from seqnn import SeqnnError
 from seqnn.config import check_data
-from seqnn.fetch import is_url
-from seqnn.genome import fold_labels
-from seqnn.model import preset_file
-from seqnn.targets import read_sheet
+from seqnn.data.fetch import is_url
+from seqnn.data.genome import fold_labels
+from seqnn.model.presets import preset_file
+from seqnn.data.targets import read_sheet
 
 
 def fail(message):

@@ -3,7 +3,7 @@
 # results/models/f{fold}/checkpoint/ (not a declared output, so a killed job keeps it and the
 # next run continues after its last finished epoch).
 
-from seqnn.train import fold_splits
+from seqnn.data.splits import fold_splits
 
 
 wildcard_constraints:

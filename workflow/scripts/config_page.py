@@ -1,5 +1,5 @@
 from seqnn.log import logged
-from seqnn.plots import config_page
+from seqnn.plots.report import config_page
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

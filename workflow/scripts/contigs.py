@@ -1,4 +1,4 @@
-from seqnn.genome import write_contigs
+from seqnn.data.genome import write_contigs
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

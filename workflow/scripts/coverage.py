@@ -1,5 +1,5 @@
-from seqnn.coverage import write_coverage
-from seqnn.genome import chrom_sizes
+from seqnn.data.coverage import write_coverage
+from seqnn.data.genome import chrom_sizes
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 import os
 
-from seqnn.demo import make_demo
+from seqnn.data.demo import make_demo
 from seqnn.log import logged
 
 with logged(snakemake.log[0]) as log:  # noqa: F821

@@ -1,4 +1,4 @@
-from seqnn.fetch import download
+from seqnn.data.fetch import download
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

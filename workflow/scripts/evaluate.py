@@ -1,6 +1,6 @@
 import os
 
-from seqnn.evaluate import evaluate
+from seqnn.apply.evaluate import evaluate
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,5 +1,5 @@
+from seqnn.apply.predict import write_bigwig
 from seqnn.log import logged
-from seqnn.predict import write_bigwig
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,5 +1,5 @@
+from seqnn.apply.predict import tss_summary
 from seqnn.log import logged
-from seqnn.predict import tss_summary
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

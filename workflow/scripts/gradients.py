@@ -1,6 +1,6 @@
 import os
 
-from seqnn.interpret import gradient_maps
+from seqnn.apply.interpret import gradient_maps
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

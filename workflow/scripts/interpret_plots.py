@@ -1,5 +1,5 @@
-from seqnn.interpret_plots import workflow_plots
 from seqnn.log import logged
+from seqnn.plots.interpret import workflow_plots
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

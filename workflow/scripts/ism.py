@@ -1,4 +1,4 @@
-from seqnn.interpret import ism
+from seqnn.apply.interpret import ism
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,5 +1,5 @@
 from seqnn.log import logged
-from seqnn.plots import workflow_plots
+from seqnn.plots.report import workflow_plots
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -1,5 +1,5 @@
+from seqnn.apply.predict import predict_shard
 from seqnn.log import logged
-from seqnn.predict import predict_shard
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,5 +1,5 @@
+from seqnn.apply.predict import write_embeddings
 from seqnn.log import logged
-from seqnn.predict import write_embeddings
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

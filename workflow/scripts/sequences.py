@@ -1,4 +1,4 @@
-from seqnn.genome import chrom_sizes, write_sequences
+from seqnn.data.genome import chrom_sizes, write_sequences
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,7 +1,7 @@
-from seqnn.genome import read_labelled_bed
+from seqnn.data.genome import read_labelled_bed
+from seqnn.data.records import statistics, write_json
+from seqnn.data.targets import read_sheet, write_sheet
 from seqnn.log import logged
-from seqnn.records import statistics, write_json
-from seqnn.targets import read_sheet, write_sheet
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,8 +1,8 @@
 import os
 
-from seqnn.genome import read_labelled_bed
+from seqnn.data.genome import read_labelled_bed
+from seqnn.data.records import write_split
 from seqnn.log import logged
-from seqnn.records import write_split
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,5 +1,5 @@
+from seqnn.apply.variants import score_vcf
 from seqnn.log import logged
-from seqnn.variants import score_vcf
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from seqnn import SeqnnError
+from seqnn.data.coverage import read_targets
+from seqnn.data.genome import fetch_codes, open_fasta
 from seqnn.io import atomic_path
 
 ZLIB_LEVEL = 6  # TensorFlow's default for ZLIB records
@@ -90,8 +92,6 @@ def write_split(
     sequences.bed is grouped by label). Shards are written in a temporary folder and moved in
     place together, replacing old shards of the label; `index` (JSON) lists them last.
     """
-    from seqnn.coverage import read_targets
-    from seqnn.genome import open_fasta
 
     rows = np.flatnonzero(seqs.label.to_numpy() == label)
     if len(rows) == 0:
@@ -121,7 +121,6 @@ def write_split(
 
 def _examples(fa, seqs: pd.DataFrame, targets: np.ndarray):
     """Serialized Examples of the sequences in `seqs` with their targets [n, length, tracks]."""
-    from seqnn.genome import fetch_codes
 
     for (chrom, start, end), target in zip(
         seqs[["chrom", "start", "end"]].itertuples(index=False), targets, strict=True

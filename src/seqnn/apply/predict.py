@@ -36,13 +36,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import h5py
+import keras
 import numpy as np
 import pandas as pd
+import pyBigWig
+import tensorflow as tf
+from tqdm import tqdm
 
 from seqnn import SeqnnError
-from seqnn.genome import chrom_sizes, fetch_codes, open_fasta, read_labelled_bed
+from seqnn.apply.ensemble import members
+from seqnn.data.coverage import untransform as inverse
+from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta, read_labelled_bed
 from seqnn.io import atomic_path
-from seqnn.train import set_threads
+from seqnn.model.build import load_model
+from seqnn.model.params import model_params
+from seqnn.train.dataset import steady
+from seqnn.train.loop import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -77,9 +87,7 @@ class Ensemble:
 
 def _member(path: str, head: int | None) -> dict:
     """One model file checked against its own params and statistics."""
-    import keras
 
-    from seqnn.model import load_model, model_params
 
     model, meta = load_model(path)
     if len(model.outputs) > 1:
@@ -146,7 +154,6 @@ def _forward(model, seq_length: int, batch_size: int, jit_compile: bool = False)
     With `jit_compile` (XLA), smaller batches are padded to `batch_size`, so XLA compiles one
     shape only.
     """
-    import tensorflow as tf
 
     fn = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile,
                      reduce_retracing=True,
@@ -175,7 +182,6 @@ def output_scale(tracks: list[dict], pool_width: int, untransform: bool = True):
     """
     if not untransform:
         return None
-    from seqnn.coverage import untransform as inverse
 
     groups = {}
     for i, t in enumerate(tracks):
@@ -208,8 +214,6 @@ class Members:
         return len(self.shifts) * (2 if self.rc else 1)
 
     def stats(self, x: np.ndarray, models) -> tuple[np.ndarray, np.ndarray | None]:
-        from seqnn.ensemble import members
-
         n, mean, m2 = 0, 0.0, 0.0
         for model in models:
             for y in members(model, x, self.rc, self.shifts, self.strand_pair):
@@ -441,9 +445,7 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
     """A prefetching tf.data stream of one-hot float32 [n, L, 4] windows (N: all zeros), one
     batch per (chroms, starts) of `batches` (one chromosome name, or one per window), read from
     the FASTA as the stream goes."""
-    import tensorflow as tf
 
-    from seqnn.data import steady
 
     def codes():
         with open_fasta(fasta, fai) as fa:
@@ -543,7 +545,6 @@ def predict_shard(
     names = ["values", "variance"] if variance else ["values"]
     with atomic_path(out) as tmp, _open_shard(tmp, ens, pieces, sizes, aliases, untransform,
                                               names, total_bins, shard, shards) as h5:
-        from tqdm import tqdm
 
         columns = _Columns([h5[n] for n in names])
         stitchers = [[Stitcher(tiling) for _ in names] for _ in range(len(pieces))]
@@ -585,7 +586,6 @@ def predict_shard(
 def _open_shard(path, ens, pieces, sizes, aliases, untransform, names, total_bins, shard,
                 shards):
     """An HDF5 shard file with its attributes, piece table and empty [K, bins] datasets."""
-    import h5py
 
     f = h5py.File(path, "w")
     f.attrs.update({
@@ -618,8 +618,6 @@ class Predictions:
     """The shard files of one prediction read as one: pieces in genome order, values by bin."""
 
     def __init__(self, paths: Sequence[str]):
-        import h5py
-
         if not paths:
             raise SeqnnError("predict: no shard file given; run the predict step first")
         self.files = [h5py.File(p, "r") for p in paths]
@@ -700,7 +698,6 @@ class Predictions:
 def write_bigwig(shards: Sequence[str], track: str, out: str, variance: bool = False) -> int:
     """One track of the shards (values or variance) as a bigWig of P-bp bins with the genome's
     chromosome sizes (chromosomes renamed by the prediction's aliases). Returns the bins."""
-    import pyBigWig
 
     with Predictions(shards) as pred, atomic_path(out) as tmp:
         i, name, p = pred.track_index(track), pred.dataset(variance), pred.pool_width
@@ -749,7 +746,6 @@ def write_regions(shards: Sequence[str], bed: str, out: str) -> int:
     """HDF5 of the predicted bins of each BED region, ragged: region i's values are
     `values[:, offset[i]:offset[i+1]]` ([tracks, bins], NaN where not predicted), its first bin
     starting at `bin_start[i]`; also `chrom`, `start`, `end`, `name` and `variance` if any."""
-    import h5py
 
     with Predictions(shards) as pred, atomic_path(out) as tmp:
         regions = read_regions(bed, pred.chrom_sizes, pred.aliases)
@@ -794,7 +790,6 @@ def tss_summary(shards: Sequence[str], bed: str, out: str, window: int = 1000) -
 def embedding_model(model, layer: str | None = None):
     """`model` cut at the output of `layer`, or by default at the penultimate representation
     (the input of the last layer with weights, i.e. of the final dense block)."""
-    import keras
 
     if layer is None:
         last = [lay for lay in model.layers if lay.weights][-1]
@@ -812,7 +807,6 @@ def write_embeddings(model_path: str, fasta: str, bed: str, out: str, *, fai: st
                      jit_compile: bool = False) -> tuple:
     """HDF5 `embeddings` [regions, length, channels] of a layer for seq_length windows centred
     on each BED region (as Basenji's embed), with the regions and `window_start`."""
-    import h5py
 
     set_threads(threads)
     member = _member(model_path, None)

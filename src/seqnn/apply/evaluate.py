@@ -43,12 +43,24 @@ import os
 import time
 import warnings
 
+import h5py
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+from scipy.special import pdtrc
+from tqdm import tqdm
 
 from seqnn import SeqnnError
+from seqnn.apply.ensemble import predict_augmented
+from seqnn.data.coverage import untransform
+from seqnn.data.genome import read_bed, read_labelled_bed
+from seqnn.data.records import read_statistics, split_files
+from seqnn.data.targets import check_sheet, read_sheet
 from seqnn.io import atomic_path
-from seqnn.train import set_threads
+from seqnn.model.build import load_model
+from seqnn.model.metrics import R2, PearsonR, auprc_np, auroc_np, pearsonr_np
+from seqnn.train.dataset import dataset
+from seqnn.train.loop import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -78,7 +90,6 @@ def _ranks(x) -> np.ndarray:
 
 def spearmanr_np(y_true, y_pred) -> np.ndarray:
     """Per-track Spearman r of ``[..., tracks]`` arrays (average ranks for ties)."""
-    from seqnn.metrics import pearsonr_np
 
     return pearsonr_np(_ranks(_columns(y_true)), _ranks(_columns(y_pred)))
 
@@ -98,7 +109,6 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
 def call_peaks(y, mean=None, fdr: float = PEAK_FDR) -> np.ndarray:
     """Peak labels (bool ``[N, tracks]``) of values ``[N, tracks]`` as basenji_test.py --peaks:
     p-value of the rounded value under Poisson(track mean), Benjamini-Hochberg q < `fdr`."""
-    from scipy.special import pdtrc
 
     y = _columns(y)
     mean = y.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -119,8 +129,6 @@ class _Untransform:
                        for (stat, clip), rows in groups.items()]
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        from seqnn.coverage import untransform
-
         out = np.empty(y.shape, dtype=np.float32)
         for stat, clip_soft, cols, scale in self.groups:
             out[..., cols] = untransform(y[..., cols], stat, scale, clip_soft)
@@ -133,7 +141,6 @@ class _Untransform:
 
 def _sheet(data_dir: str, meta_targets, num_targets: int) -> pd.DataFrame | None:
     """The data's track sheet (targets.txt), else the model's, else None (logged)."""
-    from seqnn.targets import check_sheet, read_sheet
 
     path = os.path.join(data_dir, "targets.txt")
     if os.path.exists(path):
@@ -154,7 +161,6 @@ def _sheet(data_dir: str, meta_targets, num_targets: int) -> pd.DataFrame | None
 
 def _coordinates(data_dir: str, split: str):
     """All rows of data_dir/sequences.bed and the split's rows (None, None without it)."""
-    from seqnn.genome import read_labelled_bed
 
     path = os.path.join(data_dir, "sequences.bed")
     if not os.path.exists(path):
@@ -164,10 +170,6 @@ def _coordinates(data_dir: str, split: str):
 
 
 def _count_records(data_dir: str, split: str) -> int:
-    import tensorflow as tf
-
-    from seqnn.records import split_files
-
     records = tf.data.TFRecordDataset(split_files(data_dir, split), compression_type="ZLIB")
     return int(records.reduce(0, lambda n, _: n + 1))
 
@@ -204,7 +206,6 @@ def _asked_loci(regions, windows: pd.DataFrame | None) -> dict[int, str]:
 
 def _tss_plan(path, windows, genome_chroms, aliases, window_bp, pool_width, n_bins):
     """Regions of a BED placed in target windows: (seq -> [(region, bin0, bin1)], counts)."""
-    from seqnn.genome import read_bed
 
     bed = read_bed(path)
     to_genome = {v: k for k, v in (aliases or {}).items()}
@@ -244,8 +245,6 @@ class _Accumulator:
     """Per-track statistics of a stream of (prediction, target) batches ``[B, bins, tracks]``."""
 
     def __init__(self, tracks, sheet, sample_rate, seed, n_loci, asked, tss_plan, tss_regions):
-        from seqnn.metrics import R2, PearsonR
-
         self.untransform = None if sheet is None else _Untransform(sheet)
         self.rate = sample_rate
         self.rng = np.random.default_rng(seed)
@@ -264,8 +263,6 @@ class _Accumulator:
         self.seen = 0
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        from seqnn.metrics import pearsonr_np
-
         raw_pred, raw_target = pred, target  # no sheet: shown as stored, no *_raw metrics
         if self.untransform is not None:
             raw_pred, raw_target = self.untransform(pred), self.untransform(target)
@@ -307,7 +304,6 @@ class _Accumulator:
 
     def metrics(self, peaks: bool) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
         """Per-track metrics table, and the sample's predictions, targets and AUC labels."""
-        from seqnn.metrics import auprc_np, auroc_np
 
         tracks = len(self.binary)
         table = pd.DataFrame({name: np.full(tracks, np.nan) for name in METRICS})
@@ -330,8 +326,6 @@ class _Accumulator:
         return table, pred, target, labels
 
     def tss_metrics(self) -> pd.DataFrame:
-        from seqnn.metrics import pearsonr_np
-
         pred, target = self.tss
         regions = target.shape[0]
         logged = [np.log2(1 + np.maximum(x, 0)) for x in (target, pred)]
@@ -349,14 +343,12 @@ class _Accumulator:
 
 def _compiled(fn):
     """`fn` as a TensorFlow graph function, traced once for any batch size."""
-    import tensorflow as tf
 
     return tf.function(fn, reduce_retracing=True)
 
 
 def _predictor(model, rc: bool, shifts, strand_pair):
     """x [B, L, 4] -> mean prediction over shifts x strands, with the model compiled once."""
-    from seqnn.ensemble import predict_augmented
 
     call = _compiled(lambda x: model(x, training=False))
 
@@ -386,7 +378,6 @@ def _write_table(df: pd.DataFrame, path: str) -> None:
 
 def _write_examples(path, acc, sample, loci, windows, pool_width, crop_bp, meta):
     """examples.h5: the sampled bins and the example windows (see the module docstring)."""
-    import h5py
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for key, value in meta.items():
@@ -444,11 +435,7 @@ def evaluate(
     regions ('chrom:start-end') whose windows are kept as examples besides the `n_loci` best
     and worst; `max_values`: bin x track values held for Spearman r and AUROC before sampling.
     """
-    from tqdm import tqdm
 
-    from seqnn.data import dataset
-    from seqnn.model import load_model
-    from seqnn.records import read_statistics
 
     paths = [models] if isinstance(models, str | os.PathLike) else list(models)
     shifts = [int(s) for s in shifts] or [0]
@@ -491,7 +478,6 @@ def evaluate(
     with contextlib.ExitStack() as stack:
         h5 = None
         if save_predictions:
-            import h5py
 
             tmp = stack.enter_context(atomic_path(os.path.join(out_dir, "predictions.h5")))
             h5 = stack.enter_context(h5py.File(tmp, "w"))
@@ -553,25 +539,6 @@ def evaluate(
 
 # ---------------------------------------------------------------------------------------------
 # Across folds
-
-
-def ensemble_folds(folds: int, fold: int) -> list[int]:
-    """The cross-validation models that did not train on `fold`: f{fold} (tested on it) and the
-    model that validated on it (f{fold - 1 mod K}), which chose its best epoch there."""
-    from seqnn.train import fold_splits
-
-    return [k for k in range(folds) if f"fold{fold}" not in fold_splits(folds, k).train]
-
-
-def eval_set(folds: int, name: str) -> tuple[str, list[int]]:
-    """Test split and model folds of the workflow's evaluation set `name`: ``f{k}`` is model
-    f{k} on its test split, ``ensemble/f{k}`` the `ensemble_folds` of fold k on the same."""
-    from seqnn.train import fold_splits
-
-    fold = int(name.rsplit("f", 1)[1])
-    models = ensemble_folds(folds, fold) if name.startswith("ensemble/") else [fold]
-    return fold_splits(folds, fold).test, models
-
 
 
 def _fold_values(paths: dict[str, str]) -> dict[str, pd.DataFrame]:

@@ -25,7 +25,7 @@ and (shift, strand) augmentations (reverse-complement predictions unflipped via 
     D1 = mean |a - r|   D2 = sqrt(mean (a - r)^2)
 
 Predictions are the models' outputs (as Basenji's SAD), or with `untransform` the tracks'
-units per base (`seqnn.predict.output_scale`); logFC is NaN where a sum is below -1.
+units per base (`seqnn.apply.predict.output_scale`); logFC is NaN where a sum is below -1.
 """
 
 from __future__ import annotations
@@ -37,13 +37,17 @@ import re
 import time
 from collections.abc import Sequence
 
+import h5py
 import numpy as np
 import pandas as pd
 import pysam
 
-from seqnn import SeqnnError, dna
-from seqnn.genome import fetch_codes, open_fasta
+from seqnn import SeqnnError
+from seqnn.apply.predict import Members, _forward, load_ensemble, output_scale
+from seqnn.data import dna
+from seqnn.data.genome import fetch_codes, open_fasta
 from seqnn.io import atomic_path
+from seqnn.train.loop import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -176,10 +180,7 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
     Returns the counts also stored as the file's attributes (records, variants, scored,
     flipped, indels and skipped_* per reason) and the seconds taken.
     """
-    import h5py
 
-    from seqnn.predict import Members, _forward, load_ensemble, output_scale
-    from seqnn.train import set_threads
 
     if batch_size < 1:
         raise SeqnnError(f"batch_size {batch_size}: give at least 1 variant per batch")
@@ -224,7 +225,6 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
 
 def _write_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
     """The variants' columns (as in the VCF) and the track identifiers into HDF5 `f`."""
-    import h5py
 
     text = h5py.string_dtype()
     for name, column in (("variant_ids", "id"), ("chrom", "chrom"), ("ref", "ref"),
@@ -238,7 +238,6 @@ def _write_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
 
 def read_scores(path: str) -> dict:
     """A scores file of `score_vcf` as arrays (strings decoded) plus its attributes."""
-    import h5py
 
     with h5py.File(path, "r") as f:
         out = {k: f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:] for k in f}

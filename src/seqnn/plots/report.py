@@ -3,7 +3,7 @@
 Every figure function returns a `matplotlib.figure.Figure` built without pyplot (no global
 state, any backend) in one style (seaborn whitegrid, colorblind palette); `save` writes it in
 one or more formats. `workflow_plots` draws the figures of the workflow's `plots` rule from its
-files (history.tsv, cv_summary.tsv, examples.h5 of `seqnn.evaluate`, sequences.bed);
+files (history.tsv, cv_summary.tsv, examples.h5 of `seqnn.apply.evaluate`, sequences.bed);
 `summary_page` and `config_page` are HTML pages the report shows inline.
 """
 
@@ -14,13 +14,17 @@ import html
 import logging
 import os
 
+import h5py
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from seqnn.evaluate import ALL_TRACKS
+from seqnn import SeqnnError
+from seqnn.apply.evaluate import ALL_TRACKS
+from seqnn.data.genome import read_labelled_bed
 from seqnn.io import atomic_path
 
 log = logging.getLogger("seqnn")
@@ -71,7 +75,6 @@ def track_groups(identifiers, strand_pair, tracks=None, limit: int = MAX_TRACKS)
     if tracks:
         unknown = sorted(set(tracks) - set(identifiers))
         if unknown:
-            from seqnn import SeqnnError
 
             raise SeqnnError(f"plots.tracks: {', '.join(unknown)} not in the track sheet; "
                              f"use identifiers among {', '.join(identifiers[:10])}")
@@ -305,15 +308,13 @@ def summary_page(summary: pd.DataFrame, path: str) -> None:
 
 def config_page(config: dict, path: str) -> None:
     """The workflow configuration as YAML on an HTML page."""
-    import yaml
 
     text = yaml.safe_dump(config, sort_keys=False)
     write_page("Configuration used", f"<pre>{html.escape(text, quote=False)}</pre>", path)
 
 
 def read_examples(path: str) -> dict:
-    """examples.h5 of `seqnn.evaluate` as arrays: attrs, sample and loci (list of dicts)."""
-    import h5py
+    """examples.h5 of `seqnn.apply.evaluate` as arrays: attrs, sample and loci (list of dicts)."""
 
     with h5py.File(path) as h5:
         out = {key: h5.attrs[key] for key in h5.attrs}
@@ -347,7 +348,6 @@ def workflow_plots(histories: dict[str, str], summary: str, examples: dict[str, 
     r_distribution, folds, loci, roc_pr) to its path, written in each of `formats` (by
     suffix), and ``summary`` to the HTML table's path. Inputs are per fold {name: path}.
     """
-    from seqnn.genome import read_labelled_bed
 
     table = pd.read_csv(summary, sep="\t")
     ex = {fold: read_examples(path) for fold, path in examples.items()}

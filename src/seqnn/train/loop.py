@@ -24,14 +24,27 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+import keras
+import pandas as pd
+import tensorflow as tf
+from keras import ops
+from tensorflow.core.framework import summary_pb2
 
 from seqnn import SeqnnError
-from seqnn.records import read_statistics, split_files
+from seqnn.data.records import read_statistics, split_files, write_json
+from seqnn.data.splits import Splits, data_splits
+from seqnn.io import atomic_path
+from seqnn.model.build import build_model, save_model
+from seqnn.model.losses import get_loss
+from seqnn.model.metrics import R2, PearsonR
+from seqnn.model.params import model_params, parse_params
+from seqnn.model.presets import resolve_model
+from seqnn.train.dataset import dataset
 
 log = logging.getLogger("seqnn")
 
@@ -67,61 +80,6 @@ HISTORY_COLUMNS = ["epoch", "loss", "pearsonr", "r2", "val_loss", "val_pearsonr"
 MONITOR = "val_pearsonr"
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Split labels: shards `{label}-{i}.tfr` trained on, validated on, held out."""
-
-    train: list[str]
-    valid: str
-    test: str | None = None
-
-    def labels(self) -> list[str]:
-        """The labels training reads: train splits, then valid."""
-        return [*self.train, self.valid]
-
-
-def fold_splits(folds: int, test_fold: int = 0, valid_fold: int | None = None) -> Splits:
-    """Basenji cross-validation: test fold k, valid fold (k+1) mod K, train on the rest.
-
-    With `folds` 0 the data has train/valid/test splits instead.
-    """
-    if folds == 0:
-        return Splits(["train"], "valid", "test")
-    valid_fold = (test_fold + 1) % folds if valid_fold is None else valid_fold
-    for name, k in (("test", test_fold), ("valid", valid_fold)):
-        if not 0 <= k < folds:
-            raise SeqnnError(f"{name} fold {k} is not one of the {folds} folds 0..{folds - 1}")
-    if test_fold == valid_fold:
-        raise SeqnnError(f"test and valid fold are both {test_fold}; pick two different folds")
-    train = [f"fold{k}" for k in range(folds) if k not in (test_fold, valid_fold)]
-    return Splits(train, f"fold{valid_fold}", f"fold{test_fold}")
-
-
-def data_splits(data_dir: str, test_fold: int | None = None,
-                valid_fold: int | None = None) -> Splits:
-    """Splits of a data directory, named train/valid/test or fold{k} (see `fold_splits`)."""
-    names = {m.group(1) for f in _listdir(os.path.join(data_dir, "tfrecords"))
-             if (m := re.fullmatch(r"(.+)-\d+\.tfr", f))}
-    if {"train", "valid"} <= names:
-        if test_fold is not None or valid_fold is not None:
-            raise SeqnnError(f"{data_dir}: its splits are named train/valid/test; drop "
-                             "--test-fold/--valid-fold (they apply to fold{k} names)")
-        return Splits(["train"], "valid", "test" if "test" in names else None)
-    folds = sorted(int(n[4:]) for n in names if re.fullmatch(r"fold\d+", n))
-    if len(folds) < 3 or folds != list(range(len(folds))):
-        raise SeqnnError(f"{data_dir}/tfrecords: found splits {sorted(names) or 'none'}; need "
-                         "train-*.tfr and valid-*.tfr, or fold0..fold{K-1} with K >= 3")
-    return fold_splits(len(folds), test_fold or 0, valid_fold)
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except OSError as e:
-        raise SeqnnError(f"{path}: cannot list TFRecords ({e.strerror}); point at a data "
-                         "directory holding statistics.json and tfrecords/") from e
-
-
 def train_options(params: dict, epochs: int | None = None, where: str = "params") -> dict:
     """The params' `train` block with defaults filled in and checked; `epochs` caps the epochs."""
     given = dict(params.get("train", {}))
@@ -153,9 +111,6 @@ def train_options(params: dict, epochs: int | None = None, where: str = "params"
 
 
 def _warmup_class():
-    import keras
-    from keras import ops
-
     @keras.saving.register_keras_serializable(package="seqnn")
     class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
         """Linear warmup to `learning_rate` over `warmup_steps`, then `after` (schedule or
@@ -191,7 +146,6 @@ def _warmup_class():
 
 def learning_rate(opts: dict):
     """The learning-rate schedule of train options: warmup, then constant or decaying."""
-    import keras
 
     lr, after = opts["learning_rate"], None
     if opts["decay_type"] == "exponential":
@@ -204,7 +158,6 @@ def learning_rate(opts: dict):
 
 def optimizer(opts: dict):
     """The Keras optimizer of train options (adam, adamw or sgd with momentum)."""
-    import keras
 
     common = {"learning_rate": learning_rate(opts), "clipnorm": opts["clip_norm"],
               "global_clipnorm": opts["global_clipnorm"]}
@@ -223,7 +176,6 @@ def optimizer(opts: dict):
 
 def devices() -> list[dict]:
     """The devices TensorFlow sees: name, type and, for GPUs, model and compute capability."""
-    import tensorflow as tf
 
     out = []
     for dev in tf.config.list_physical_devices():
@@ -238,8 +190,6 @@ def devices() -> list[dict]:
 
 def doctor(gpu: bool = False) -> dict:
     """Versions and devices; raises SeqnnError when `gpu` is asked for and none is visible."""
-    import keras
-    import tensorflow as tf
 
     found = devices()
     report = {
@@ -262,7 +212,6 @@ def doctor(gpu: bool = False) -> dict:
 @contextlib.contextmanager
 def dtype_policy(policy: str | None):
     """Keras' global dtype policy inside the block (None: float32)."""
-    import keras
 
     old = keras.config.dtype_policy().name
     keras.config.set_dtype_policy(policy or "float32")
@@ -274,7 +223,6 @@ def dtype_policy(policy: str | None):
 
 def set_threads(threads: int | None) -> None:
     """Cap TensorFlow's CPU thread pools (no-op for None, or once TensorFlow has started)."""
-    import tensorflow as tf
 
     if not threads:
         return
@@ -316,8 +264,6 @@ class Checkpoint:
 
     def save(self, model, state: dict, best=None) -> dict:
         """Write this epoch's weights (and `best`, an inference model), then state.json."""
-        from seqnn.model import save_model
-        from seqnn.records import write_json
 
         os.makedirs(self.dir, exist_ok=True)
         epoch = state["epoch"]
@@ -343,7 +289,6 @@ def _count(data_dir, stats, label):
     """Sequences in a split: from statistics.json, or counted in the shards."""
     if f"{label}_seqs" in stats:
         return int(stats[f"{label}_seqs"])
-    import tensorflow as tf
 
     records = tf.data.TFRecordDataset(split_files(data_dir, label), compression_type="ZLIB")
     return int(records.reduce(0, lambda n, _: n + 1))
@@ -351,7 +296,6 @@ def _count(data_dir, stats, label):
 
 def _strand_pair(data_dir, num_targets):
     """The data's track sheet (targets.txt) and its strand pairs, or (None, None) without one."""
-    import pandas as pd
 
     path = os.path.join(data_dir, "targets.txt")
     if not os.path.exists(path):
@@ -368,9 +312,7 @@ def _strand_pair(data_dir, num_targets):
 
 def _build(params, head, where, strand_pair=None):
     """The model of `params`, cut to output `head` alone when it has several."""
-    import keras
 
-    from seqnn.model import build_model, parse_params
 
     n = len(parse_params(params).heads)
     if head is None and n > 1:
@@ -392,8 +334,6 @@ def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = N
                   where: str = "params"):
     """The training model of `params`, compiled with the optimizer and loss of train options
     `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope."""
-    from seqnn.losses import get_loss
-    from seqnn.metrics import R2, PearsonR
 
     model = _build(params, head, where, strand_pair)
     loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
@@ -432,9 +372,6 @@ class _TensorBoard:
     the tensorboard package is needed only to view them)."""
 
     def __init__(self, log_dir):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
         self.tf = tf
         self.writers = {s: tf.summary.create_file_writer(os.path.join(log_dir, s))
                         for s in ("train", "validation")}
@@ -459,8 +396,6 @@ class _TensorBoard:
 
 
 def _guard():
-    import keras
-
     class Guard(keras.callbacks.Callback):
         """Ends `fit` after one epoch, or at the first non-finite training loss."""
 
@@ -480,7 +415,6 @@ def _guard():
 
 def write_history(rows: list[dict], path: str) -> None:
     """history.tsv: one row per epoch (HISTORY_COLUMNS), written atomically."""
-    from seqnn.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, HISTORY_COLUMNS, delimiter="\t", extrasaction="ignore",
@@ -492,8 +426,6 @@ def write_history(rows: list[dict], path: str) -> None:
 
 
 def _copy(src, dst):
-    from seqnn.io import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
@@ -528,7 +460,7 @@ def train(
 
     `params` is a params dict (`train` and `model` blocks), or a params JSON path, preset name
     or preset mapping `{"preset": ..., "size": ...}`, resolved against the data's statistics
-    (`seqnn.model.resolve_model`).
+    (`seqnn.model.presets.resolve_model`).
 
     `splits` defaults to `data_splits(data_dir)`; `head` picks one head of a multi-head model;
     `epochs` caps train_epochs_max; `gpu` fails unless TensorFlow sees a GPU (several GPUs train
@@ -536,7 +468,6 @@ def train(
     `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks; `devices`
     names the devices to replicate over (default: every GPU, when there are several).
     """
-    from seqnn.model import model_params, resolve_model
 
     if mixed_precision not in PRECISIONS:
         raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
@@ -558,8 +489,6 @@ def train(
         if not sum(counts[lab] for lab in labels):
             raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
                              "sequence; check the folds / split names and the data stage")
-    import keras
-    import tensorflow as tf
 
     found = doctor(gpu)["devices"]
     log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
@@ -597,7 +526,6 @@ def train(
         state = {"fingerprint": fingerprint, "epoch": 0, "best_epoch": 0,
                  "best_score": -math.inf, "history": []}
 
-    from seqnn.data import dataset
 
     batch = opts["batch_size"] * replicas
     n_train = sum(counts[lab] for lab in splits.train)
@@ -660,7 +588,6 @@ def train(
 
     seconds = time.perf_counter() - start
     write_history(state["history"], os.path.join(out_dir, "history.tsv"))
-    from seqnn.model import save_model
 
     inference.set_weights(model.get_weights())
     save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)

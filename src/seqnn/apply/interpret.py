@@ -54,13 +54,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 import pandas as pd
+import pyBigWig
+import tensorflow as tf
 
 from seqnn import SeqnnError
-from seqnn.dna import one_hot
-from seqnn.ensemble import reverse_complement_one_hot, shift_one_hot
+from seqnn.apply.ensemble import reverse_complement_one_hot, shift_one_hot
+from seqnn.apply.predict import load_ensemble, read_regions
+from seqnn.data.dna import one_hot
+from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
+from seqnn.train.loop import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -274,8 +280,6 @@ class Interpreter:
                        lambda g, s=s: shift_one_hot(reverse_complement_one_hot(g), -s))
 
     def _specs(self, k):
-        import tensorflow as tf
-
         return [tf.TensorSpec([None, self.seq_length, 4], tf.float32),
                 tf.TensorSpec([None, self.target_length], tf.float32),
                 tf.TensorSpec([None, k], tf.int32)]
@@ -283,7 +287,6 @@ class Interpreter:
     def _gradient_fn(self, i: int, k: int):
         """Compiled (x, weights, tracks [B, k]) -> (gradients [B, L, 4, k], aggregates [B, k])."""
         if ("grad", i, k) not in self._fns:
-            import tensorflow as tf
 
             model = self.models[i]
 
@@ -303,7 +306,6 @@ class Interpreter:
     def _aggregate_fn(self, i: int):
         """Compiled (x, weights, tracks [B, K]) -> (A [B, K], S [B, K]), S over all bins."""
         if ("agg", i) not in self._fns:
-            import tensorflow as tf
 
             model = self.models[i]
 
@@ -426,7 +428,6 @@ def _track_indices(tracks, identifiers: list[str]) -> np.ndarray:
 
 def _regions(bed: str, sizes: dict[str, int], aliases, missing: str) -> tuple[pd.DataFrame, int]:
     """The BED's regions on the genome and how many others were skipped."""
-    from seqnn.predict import read_regions
 
     if missing not in MISSING:
         raise SeqnnError(f"missing {missing!r} is not one of {', '.join(MISSING)}")
@@ -459,9 +460,6 @@ class _Setup:
 
 def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch_size, tss, head,
            aliases, missing, threads) -> _Setup:
-    from seqnn.genome import chrom_sizes
-    from seqnn.predict import load_ensemble
-    from seqnn.train import set_threads
 
     set_threads(threads)
     sizes = chrom_sizes(fasta, fai)
@@ -503,7 +501,6 @@ def _write_table(f, s: _Setup, start: np.ndarray, end: np.ndarray) -> None:
 
 def _batches(fasta, fai, chroms, starts, length, batch_size) -> Iterator[tuple[slice, np.ndarray]]:
     """(rows, one-hot float32 [n, length, 4]) of windows, N past chromosome ends."""
-    from seqnn.genome import fetch_codes, open_fasta
 
     with open_fasta(fasta, fai) as fa:
         for lo in range(0, len(starts), batch_size):
@@ -525,7 +522,6 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
     `tracks`: identifiers or indices (None: all); `window`: bins as `bin_windows` (with `tss`, a
     width around the TSS bin); `tss`: centre on TSSs and aggregate each gene's strand's track.
     Returns a summary (regions, skipped, tracks, members, seconds, maps_per_s)."""
-    import h5py
 
     s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
@@ -560,8 +556,6 @@ def write_contribution_bigwigs(f, out_dir: str, names: dict[str, str], sizes: di
     or an open file): per base, input x centred gradient, from the window whose centre is
     nearest (module docstring). `sizes`: FASTA chromosome sizes in order; `names`: FASTA name ->
     bigWig name; `chroms`: each region's bigWig chromosome (default: the file's `chrom`)."""
-    import h5py
-    import pyBigWig
 
     if not isinstance(f, h5py.File):
         with h5py.File(f, "r") as opened:
@@ -611,7 +605,6 @@ def ism(models: Sequence[str], fasta: str, bed: str, out_h5: str, *, window_bp: 
     """Saturation mutagenesis of the centre `window_bp` of each BED region's window (its TSS with
     `tss`) into HDF5 `out_h5` (`ISM_LAYOUT`); options as `gradient_maps`. Returns a summary
     (regions, skipped, tracks, members, substitutions, seconds, substitutions_per_s)."""
-    import h5py
 
     s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,

@@ -12,7 +12,7 @@ import os
 import tensorflow as tf
 
 from seqnn import SeqnnError
-from seqnn.records import read_statistics, split_files
+from seqnn.data.records import read_statistics, split_files
 
 FEATURES = {
     "sequence": tf.io.FixedLenFeature([], tf.string),

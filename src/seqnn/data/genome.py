@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from seqnn import SeqnnError, dna
+from seqnn import SeqnnError
+from seqnn.data import dna
+from seqnn.io import atomic_path
 
 BED_COLUMNS = ["chrom", "start", "end"]
 
@@ -196,7 +198,6 @@ def masked_fraction(seqs: pd.DataFrame, regions: pd.DataFrame, sizes: dict[str, 
 
 def write_bed(df: pd.DataFrame, path: str) -> None:
     """Write a headerless, tab-separated BED (atomically)."""
-    from seqnn.io import atomic_path
 
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", header=False, index=False)

@@ -16,8 +16,12 @@ import struct
 import h5py
 import numpy as np
 import pandas as pd
+import pyBigWig
+import pysam
 
 from seqnn import SeqnnError
+from seqnn.data.genome import read_bed, read_labelled_bed
+from seqnn.io import atomic_path
 
 POOLS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "median": np.median}
 POWERS = {"sqrt": 0.5, "exp75": 0.75}
@@ -101,8 +105,6 @@ class BigWigTrack:
     """Base-level values of a bigWig (NaN where it has no data)."""
 
     def __init__(self, path: str):
-        import pyBigWig
-
         try:
             self.bw = pyBigWig.open(path)
         except RuntimeError:
@@ -126,7 +128,6 @@ class BamTrack:
 
     def __init__(self, path: str, strand: str | None = None, count: str = "read",
                  min_mapq: int = 0, reverse_strand: bool = False):
-        import pysam
 
         try:
             self.bam = pysam.AlignmentFile(path, "rb")
@@ -276,7 +277,6 @@ def compute_targets(track, seqs: pd.DataFrame, row: dict, pool_width: int, crop_
 
 def write_targets(path: str, targets: np.ndarray, attrs: dict) -> None:
     """Write targets to h5 dataset `targets` (atomically, without timestamps)."""
-    from seqnn.io import atomic_path
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("targets", data=targets, track_times=False)
@@ -304,7 +304,6 @@ def write_coverage(
     bam: dict | None = None,
 ) -> np.ndarray:
     """coverage/{track}.h5: the track's targets for every sequence of sequences.bed."""
-    from seqnn.genome import read_bed, read_labelled_bed
 
     seqs = read_labelled_bed(sequences_bed)
     track = open_track(row["file"], row.get("bam_strand") or None, **(bam or {}))

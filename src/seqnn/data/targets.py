@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from seqnn import SeqnnError
-from seqnn.coverage import SUM_STATS
+from seqnn.data.coverage import SUM_STATS
+from seqnn.io import atomic_path
 
 COLUMNS = ["identifier", "file", "clip", "clip_soft", "scale", "sum_stat", "strand_pair",
            "description"]
@@ -73,7 +74,6 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
 
 def write_sheet(df: pd.DataFrame, path: str) -> None:
     """Write in Basenji's layout (index column first) atomically."""
-    from seqnn.io import atomic_path
 
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=True)

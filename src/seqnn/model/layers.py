@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from seqnn.blocks import ACTIVATIONS
+from seqnn.model.keys import ACTIVATIONS
 
 register = keras.saving.register_keras_serializable(package="seqnn")
 

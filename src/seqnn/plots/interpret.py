@@ -1,22 +1,26 @@
 """Figures of model interpretation: sequence logos of contribution scores, in-silico
 mutagenesis (ISM) heatmaps and distributions of variant effects.
 
-As in `seqnn.plots` (whose style and helpers these share), every function returns a
+As in `seqnn.plots.report` (whose style and helpers these share), every function returns a
 `matplotlib.figure.Figure` built without pyplot, an empty input gives a figure saying so, and
-`seqnn.plots.save` writes it. Per-base arrays have one column per base: A, C, G, T.
+`seqnn.plots.report.save` writes it. Per-base arrays have one column per base: A, C, G, T.
 """
 
 from __future__ import annotations
 
 import logging
 
+import h5py
+import logomaker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from seqnn import SeqnnError, dna
-from seqnn.plots import MAX_TRACKS, _grid, _message, _styled, track_groups
+from seqnn import SeqnnError
+from seqnn.apply.interpret import input_x_gradient
+from seqnn.data import dna
+from seqnn.plots.report import MAX_TRACKS, _grid, _message, _styled, save, track_groups
 
 BASES = "ACGT"
 BASE_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
@@ -45,8 +49,6 @@ def _width(n: int, per: float, extra: float) -> float:
 
 
 def _draw_logo(ax, contrib: np.ndarray, start: int | None) -> None:
-    import logomaker
-
     df = pd.DataFrame(contrib, columns=list(BASES), index=_positions(len(contrib), start))
     logomaker.Logo(df, ax=ax, color_scheme=BASE_COLORS, flip_below=True, baseline_width=0.6)
     ax.grid(False, axis="x")
@@ -96,7 +98,7 @@ def ism_heatmap(ism, ref_codes, start: int | None = None, chrom: str | None = No
                 title: str | None = None, label: str = "ALT - REF") -> Figure:
     """In-silico mutagenesis scores [W, 4] as a heatmap, bases (rows) by positions (columns),
     in a diverging colormap centred at 0 with symmetric limits; a dot marks each position's
-    reference base (`ref_codes`: codes [W] as `seqnn.dna.encode`, or the sequence; N unmarked).
+    reference base (`ref_codes`: codes [W] as `seqnn.data.dna.encode`, or the sequence; N unmarked).
     x is the genome position (`start`: that of the first base, on `chrom`) or the index."""
     ism = _per_base(ism, "ism_heatmap")
     codes = _codes(ref_codes, len(ism))
@@ -139,7 +141,7 @@ def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
     sad = np.asarray(sad, dtype=float)
     if not sad.size:
         return _message(f"No variant effects to draw: no variant was scored ({metric}); see "
-                        "the log of seqnn.variants.score_vcf.")
+                        "the log of seqnn.apply.variants.score_vcf.")
     if sad.ndim != 2 or sad.shape[1] != len(identifiers):
         raise SeqnnError(f"variant_effects: {metric} of shape {sad.shape} for "
                          f"{len(identifiers)} track identifiers; give [variants, tracks]")
@@ -165,7 +167,6 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     track the substitutions there change most relative to its value (sum of |ISM centre| over
     the shown bases divided by the reference aggregate |A|): the measured effect, not the
     gradient, which a saturated non-linearity can inflate."""
-    from seqnn.interpret import input_x_gradient
 
     if i >= len(ism["start"]):
         return _message(f"No region {i + 1}: the BED has {len(ism['start'])} region(s) on the "
@@ -191,8 +192,6 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
 
 
 def _read(path: str) -> dict:
-    import h5py
-
     with h5py.File(path, "r") as f:
         return {k: f[k].asstr()[:] if f[k].dtype.kind in "OS" else f[k][:] for k in f}
 
@@ -203,7 +202,6 @@ def workflow_plots(gradients: str | None, ism: str | None, variants: str | None,
     """Draw the `interpret_plots` rule's outputs: ``region{i}`` (logo over ISM of the i-th
     region, from the gradients and ISM files) and ``variants`` (SAD per track); `out` maps a
     name to its path, written in each of `formats` (by suffix)."""
-    from seqnn.plots import save
 
     grads = _read(gradients) if gradients else None
     mutagenesis = _read(ism) if ism else None

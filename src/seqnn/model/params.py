@@ -1,0 +1,163 @@
+"""Params files' `model` block without Keras: validation, output length, receptive field.
+
+A params file has a `train` and a `model` block (Basenji's params.json); functions here take the
+whole params or the `model` block alone. `parse_params` resolves every block against
+`seqnn.model.spec.BLOCKS`; lengths and fields come from the blocks' `seqnn.model.geometry`.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from seqnn import SeqnnError
+from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, REQUIRED
+from seqnn.model.spec import BLOCKS, reference_markdown, resolve
+
+# Model-level keys besides the block globals in keys.INHERITED: key -> (default, meaning).
+MODEL_KEYS = {
+    "seq_length": (REQUIRED, "input length in bp"),
+    "seq_depth": (4, "input channels (4: one-hot ACGT)"),
+    "augment_rc": (False, "reverse-complement a random half of training sequences"),
+    "augment_shift": (0, "shift training sequences by up to this many bp, padding with N"),
+    "trunk": (REQUIRED, "list of blocks, shared by all heads"),
+    "head": (None, "a block, a list of blocks, or a list of such lists (one head each)"),
+    "head_<name>": (None, "one more head on the trunk; heads are ordered by natural key sort"),
+    "batch_norm": (False, "legacy Basenji switch: true means `norm_type: batch`"),
+    "target_length": (None, "ignored (a Basenji data setting)"),
+    "ensemble_rc": (None, "ignored (a prediction setting)"),
+    "ensemble_shifts": (None, "ignored (a prediction setting)"),
+    "verbose": (None, "ignored"),
+}
+
+
+
+_GLOBAL_DOCS = {
+    "activation": "activation, also applied once to the trunk output (relu if not given)",
+}
+
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model block: globals, resolved trunk blocks and heads."""
+
+    seq_length: int
+    seq_depth: int
+    augment_rc: bool
+    augment_shift: int
+    activation: str
+    trunk: list
+    heads: dict
+
+
+
+def model_params(params: dict) -> dict:
+    """The `model` block of `params`, or `params` itself when it is a bare model block."""
+    return params["model"] if "model" in params else params
+
+
+
+def _natural_key(text):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+
+def _head_lists(mp):
+    """Heads as `{name: [block, ...]}` from `head` and `head_<name>` keys."""
+    heads = {}
+    for key in sorted((k for k in mp if k.startswith("head")), key=_natural_key):
+        value = mp[key]
+        if isinstance(value, dict):
+            heads[key] = [value]
+        elif isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            heads.update({f"{key}{i}": blocks for i, blocks in enumerate(value)})
+        elif isinstance(value, list) and value:
+            heads[key] = value
+        else:
+            raise SeqnnError(f"model.{key}: expected a block, a list of blocks or a list of heads")
+    return heads
+
+
+
+def parse_params(params: dict) -> Spec:
+    """Validate params (whole file or model block) and resolve every block's keys."""
+    mp = model_params(params)
+    unknown = [
+        k for k in mp if k not in MODEL_KEYS and k not in INHERITED and not k.startswith("head_")
+    ]
+    if unknown:
+        valid = ", ".join([*MODEL_KEYS, *INHERITED])
+        raise SeqnnError(f"model: unknown key {unknown[0]!r}; valid keys: {valid}")
+    for key in ("seq_length", "trunk"):
+        if key not in mp:
+            raise SeqnnError(f"model: missing required key {key!r}")
+    if not isinstance(mp["trunk"], list):
+        raise SeqnnError("model.trunk: expected a list of blocks")
+    model_globals = {k: mp.get(k) for k in INHERITED}
+    if model_globals["norm_type"] is None and mp.get("batch_norm"):
+        model_globals["norm_type"] = "batch"
+    heads = _head_lists(mp)
+    if not heads:
+        raise SeqnnError('model: no head; add e.g. "head": {"name": "final", "units": N}')
+    shift = mp.get("augment_shift", 0)
+    if isinstance(shift, list):  # Basenji's old default [0]
+        shift = max((abs(s) for s in shift), default=0)
+    spec = Spec(
+        seq_length=int(mp["seq_length"]),
+        seq_depth=int(mp.get("seq_depth", 4)),
+        augment_rc=bool(mp.get("augment_rc", False)),
+        augment_shift=int(shift),
+        activation=mp.get("activation") or "relu",
+        trunk=[resolve(b, model_globals, f"model.trunk[{i}]") for i, b in enumerate(mp["trunk"])],
+        heads={
+            name: [resolve(b, model_globals, f"model.{name}[{i}]") for i, b in enumerate(blocks)]
+            for name, blocks in heads.items()
+        },
+    )
+    if spec.activation not in ACTIVATIONS:
+        valid = ", ".join(ACTIVATIONS)
+        raise SeqnnError(f"model: activation {spec.activation!r} is not one of {valid}")
+    if spec.augment_rc and spec.seq_depth != 4:
+        raise SeqnnError("model: augment_rc needs seq_depth 4 (one-hot ACGT)")
+    return spec
+
+
+
+def _geometry(params):
+    """Output bins of the first head and their receptive field `(size, jump)` in bp."""
+    spec = parse_params(params)
+    length, field = spec.seq_length, (1, 1)
+    for name, p in spec.trunk + next(iter(spec.heads.values())):
+        field = BLOCKS[name].receptive(field, p, length)
+        length = BLOCKS[name].length(length, p)
+    if length < 1:
+        raise SeqnnError(f"model: seq_length {spec.seq_length} leaves {length} bins; crop less")
+    return length, field
+
+
+
+def target_length(params: dict) -> int:
+    """Output length in bins of the first head, computed from the blocks without building."""
+    return _geometry(params)[0]
+
+
+
+def receptive_field(params: dict) -> int | None:
+    """Input bp one output bin of the first head depends on (it may exceed seq_length); None
+    where attention, recurrence or flattening lets every bin see the whole input."""
+    size = _geometry(params)[1][0]
+    return None if math.isinf(size) else math.ceil(size)
+
+
+
+def params_reference() -> str:
+    """Markdown reference of model-level keys and every block (config/models/README.md)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key, (default, meaning) in MODEL_KEYS.items():
+        shown = "required" if default == REQUIRED else f"`{json.dumps(default)}`"
+        rows.append(f"| `{key}` | {shown} | {meaning} |")
+    for key in INHERITED:
+        meaning = _GLOBAL_DOCS.get(key, KEY_DOCS[key])
+        rows.append(f"| `{key}` | per block | {meaning}; if given, the default of every block |")
+    return "\n".join(["## Model keys", "", *rows, "", "## Blocks", "", reference_markdown()])

@@ -1,0 +1,1 @@
+"""Figures of the report: training curves, accuracy, loci, interpretation (matplotlib, seaborn)."""
