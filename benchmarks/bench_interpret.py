@@ -60,7 +60,7 @@ def main():
 
     from seqnn.apply.interpret import Interpreter
     from seqnn.data.dna import one_hot
-    from seqnn.train.loop import set_threads
+    from seqnn.train.runtime import set_threads
 
     set_threads(args.threads)
     model, pair = make_model()

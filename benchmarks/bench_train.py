@@ -145,7 +145,7 @@ def device_names() -> list[str]:
         import jax
 
         return [d.device_kind for d in jax.devices()]
-    from seqnn.train.loop import devices
+    from seqnn.train.runtime import devices
 
     return [d.get("model") or d["name"] for d in devices()]
 
@@ -197,8 +197,9 @@ def bench(name: str, params: dict, n: int, tracks: int, seconds: float, mixed_pr
     from seqnn.model.build import build_model
     from seqnn.model.params import target_length
     from seqnn.train import loop as T
+    from seqnn.train import options, runtime
 
-    opts = T.train_options(params)
+    opts = options.train_options(params)
     seq_length = params["model"]["seq_length"]
     batch = opts["batch_size"]
     steps = n // batch
@@ -206,7 +207,7 @@ def bench(name: str, params: dict, n: int, tracks: int, seconds: float, mixed_pr
         data = training_data(tmp, steps * batch, seq_length, target_length(params), tracks,
                              batch, opts["shuffle_buffer"])
         keras.utils.set_random_seed(0)
-        with T.dtype_policy(mixed_precision):
+        with runtime.dtype_policy(mixed_precision):
             model = T.compile_model(params, opts, tracks, jit_compile=jit_compile)
         start = time.perf_counter()
         model.fit(**data, epochs=1, verbose=0)
@@ -217,7 +218,7 @@ def bench(name: str, params: dict, n: int, tracks: int, seconds: float, mixed_pr
             model.fit(**data, epochs=1, verbose=0)
             times.append(time.perf_counter() - tic)
         epoch_s = statistics.median(times)
-    with T.dtype_policy(None):
+    with runtime.dtype_policy(None):
         flops = 3 * forward_flops(build_model(params), seq_length)
     seqs_per_s = steps * batch / epoch_s
     return {
@@ -254,10 +255,10 @@ def main():
     import keras
 
     from seqnn.model.presets import load_params, presets, resolve_model
-    from seqnn.train import loop as T
+    from seqnn.train import runtime
 
     if keras.backend.backend() == "tensorflow":
-        T.set_threads(args.threads)
+        runtime.set_threads(args.threads)
     compute = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(
         args.mixed_precision, "float32")
     peak = peak_matmul(compute)

@@ -13,12 +13,12 @@ from seqnn.apply.evaluate import (
     benjamini_hochberg,
     call_peaks,
     cv_summary,
-    ensemble_folds,
     evaluate,
     spearmanr_np,
 )
 from seqnn.data import records
 from seqnn.data.coverage import untransform
+from seqnn.data.splits import ensemble_folds
 from seqnn.model.metrics import auroc_np, pearsonr_np, r2_np
 from seqnn.plots.report import read_examples
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from seqnn import SeqnnError
-from seqnn.model import build, layers, presets
+from seqnn.model import attention, augment, build, layers, presets
+from seqnn.model.conv import TapConv1D, UnfoldConv1D
 from seqnn.model.params import params_reference, parse_params, target_length
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -436,7 +437,7 @@ def test_reverse_complement_augmentation():
     model = rc_model(augment_rc=True)
     x = one_hot(16, 32)
     forward = keras.ops.convert_to_numpy(model(x, training=False))
-    rc_input = keras.ops.convert_to_numpy(layers.reverse_complement(x))
+    rc_input = keras.ops.convert_to_numpy(augment.reverse_complement(x))
     # a reverse-complemented training sequence predicts the RC input's output, flipped back
     # along the length and with the stranded tracks 0 and 1 swapped
     backward = keras.ops.convert_to_numpy(model(rc_input, training=False))[:, ::-1, [1, 0, 2]]
@@ -451,10 +452,10 @@ def test_reverse_complement_augmentation():
 def test_reverse_complement_layer():
     seq = one_hot(1, 5)
     np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(layers.reverse_complement(seq))[0],
+        keras.ops.convert_to_numpy(augment.reverse_complement(seq))[0],
         seq[0, ::-1, ::-1],  # reverse the length, A<->T and C<->G
     )
-    rc = layers.StochasticReverseComplement(seed=1)
+    rc = augment.StochasticReverseComplement(seed=1)
     out, flag = rc(seq, training=False)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), seq)
     assert not keras.ops.convert_to_numpy(flag).any()
@@ -468,7 +469,7 @@ def test_shift_augmentation_only_in_training():
     np.testing.assert_array_equal(model.predict(x, verbose=0), first)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), first, atol=1e-6)
 
-    shift = layers.StochasticShift(3, seed=5)
+    shift = augment.StochasticShift(3, seed=5)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(shift(x, training=False)), x)
     shifted = keras.ops.convert_to_numpy(shift(x, training=True))
     offsets = []
@@ -508,7 +509,7 @@ def test_strand_pair_checked():
 def test_relative_shift_indexes_by_distance(rows, t):
     """`rows` queries against `t` keys: logits over the `t + rows - 1` distances they span."""
     x = np.random.default_rng(0).normal(size=(3, 2, rows, t + rows - 1)).astype("float32")
-    shifted = keras.ops.convert_to_numpy(layers.relative_shift(x, t))
+    shifted = keras.ops.convert_to_numpy(attention.relative_shift(x, t))
     i, j = np.meshgrid(np.arange(rows), np.arange(t), indexing="ij")
     np.testing.assert_array_equal(shifted, x[:, :, i, j - i + rows - 1])
 
@@ -525,7 +526,8 @@ def test_conv_variants_equal_conv1d(cls, kernel, padding, tmp_path):
 
     x = tf.constant(np.random.default_rng(3).normal(size=(2, 40, 4)).astype("float32"))
     kw = dict(filters=6, kernel_size=kernel, padding=padding, activation="relu")
-    variant, conv = getattr(layers, cls)(**kw), keras.layers.Conv1D(**kw)
+    variant = {"UnfoldConv1D": UnfoldConv1D, "TapConv1D": TapConv1D}[cls](**kw)
+    conv = keras.layers.Conv1D(**kw)
     variant(x), conv(x)
     conv.set_weights([w + 0.1 for w in variant.get_weights()])
     variant.set_weights(conv.get_weights())
@@ -559,7 +561,7 @@ def attention_reference(layer, x):
     length, heads, key = x.shape[1], layer.heads, layer.key_size
     split = lambda a: a.reshape(*a.shape[:-1], heads, -1)  # noqa: E731 [.., heads, size]
     q, k, v = split(x @ wq) * key**-0.5, split(x @ wk), split(x @ wv)
-    r = split(np.asarray(layers.positional_features(length, layer.num_position_features)) @ wr)
+    r = split(np.asarray(attention.positional_features(length, layer.num_position_features)) @ wr)
     i, j = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
     r_ij = r[j - i + length - 1]  # [L, L, heads, key]: the projection of distance j - i
     bias_r = q + w[0, :, 0] if layer.content_position_bias else np.broadcast_to(w[0, :, 0], q.shape)
@@ -582,7 +584,7 @@ def test_attention_equals_numpy_reference(length, chunk, content):
     import tensorflow as tf
 
     x = np.random.default_rng(1).normal(size=(2, length, 12)).astype("float32")
-    make = lambda c: layers.MultiheadAttention(  # noqa: E731
+    make = lambda c: attention.MultiheadAttention(  # noqa: E731
         6, 4, 3, 6, content_position_bias=content, query_chunk=c)
     layer, whole = make(chunk), make(None)
     layer(x), whole(x)
@@ -622,7 +624,7 @@ def test_gelu_is_the_tanh_approximation():
 
 def test_keep_mask_rate_and_independence():
     """Two 15-bit draws per random int: keep rate 1 - rate (to 2^-15), halves independent."""
-    keep, p = layers.keep_mask((3, 2, 50, 129), 0.3, keras.random.SeedGenerator(4))
+    keep, p = attention.keep_mask((3, 2, 50, 129), 0.3, keras.random.SeedGenerator(4))
     keep = keras.ops.convert_to_numpy(keep)
     assert keep.shape == (3, 2, 50, 129) and p == 1 - round(0.3 * 2**15) / 2**15
     n = keep.size
@@ -634,7 +636,7 @@ def test_keep_mask_rate_and_independence():
 def test_attention_dropout_is_unbiased():
     """Training with attention dropout: the mean over independent masks is the inference output."""
     x = np.random.default_rng(5).normal(size=(1, 9, 12)).astype("float32")
-    layer = layers.MultiheadAttention(6, 4, 2, 6, attention_dropout=0.4, seed=1, query_chunk=4)
+    layer = attention.MultiheadAttention(6, 4, 2, 6, attention_dropout=0.4, seed=1, query_chunk=4)
     layer(x)
     layer.set_weights([np.random.default_rng(6).normal(size=v.shape).astype("float32")
                        for v in layer.get_weights()])
@@ -646,7 +648,7 @@ def test_attention_dropout_is_unbiased():
 
 
 def test_positional_features():
-    features = keras.ops.convert_to_numpy(layers.positional_features(4, 6))
+    features = keras.ops.convert_to_numpy(attention.positional_features(4, 6))
     assert features.shape == (7, 6)
     np.testing.assert_array_equal(features[3, :3], [1, 1, 1])  # distance 0: inside every window
     np.testing.assert_array_equal(features[3, 3:], [0, 0, 0])  # sign(0) = 0

@@ -21,7 +21,8 @@ from seqnn.data import records
 from seqnn.model import build, layers, presets
 from seqnn.model.params import parse_params, receptive_field, target_length
 from seqnn.train.dataset import dataset
-from seqnn.train.loop import compile_model, train_options
+from seqnn.train.loop import compile_model
+from seqnn.train.options import train_options
 
 PRESETS = presets.presets()
 

@@ -208,7 +208,7 @@ def _train(args) -> None:
 
 
 def _doctor(args, log) -> None:
-    from seqnn.train.loop import doctor
+    from seqnn.train.runtime import doctor
 
     report = doctor()
     print(f"tensorflow {report['tensorflow']} (CUDA build: {report['cuda_build']}), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -28,3 +29,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy `src` to `dst` through a temporary name (see `atomic_path`)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

@@ -60,7 +60,7 @@ from seqnn.io import atomic_path
 from seqnn.model.build import load_model
 from seqnn.model.metrics import R2, PearsonR, auprc_np, auroc_np, pearsonr_np
 from seqnn.train.dataset import dataset
-from seqnn.train.loop import set_threads
+from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -90,7 +90,6 @@ def _ranks(x) -> np.ndarray:
 
 def spearmanr_np(y_true, y_pred) -> np.ndarray:
     """Per-track Spearman r of ``[..., tracks]`` arrays (average ranks for ties)."""
-
     return pearsonr_np(_ranks(_columns(y_true)), _ranks(_columns(y_pred)))
 
 
@@ -109,7 +108,6 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
 def call_peaks(y, mean=None, fdr: float = PEAK_FDR) -> np.ndarray:
     """Peak labels (bool ``[N, tracks]``) of values ``[N, tracks]`` as basenji_test.py --peaks:
     p-value of the rounded value under Poisson(track mean), Benjamini-Hochberg q < `fdr`."""
-
     y = _columns(y)
     mean = y.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
     k = np.round(y)  # P(X >= k); 1 for k <= 0
@@ -141,7 +139,6 @@ class _Untransform:
 
 def _sheet(data_dir: str, meta_targets, num_targets: int) -> pd.DataFrame | None:
     """The data's track sheet (targets.txt), else the model's, else None (logged)."""
-
     path = os.path.join(data_dir, "targets.txt")
     if os.path.exists(path):
         sheet = read_sheet(path)
@@ -161,7 +158,6 @@ def _sheet(data_dir: str, meta_targets, num_targets: int) -> pd.DataFrame | None
 
 def _coordinates(data_dir: str, split: str):
     """All rows of data_dir/sequences.bed and the split's rows (None, None without it)."""
-
     path = os.path.join(data_dir, "sequences.bed")
     if not os.path.exists(path):
         return None, None
@@ -206,7 +202,6 @@ def _asked_loci(regions, windows: pd.DataFrame | None) -> dict[int, str]:
 
 def _tss_plan(path, windows, genome_chroms, aliases, window_bp, pool_width, n_bins):
     """Regions of a BED placed in target windows: (seq -> [(region, bin0, bin1)], counts)."""
-
     bed = read_bed(path)
     to_genome = {v: k for k, v in (aliases or {}).items()}
     chrom = bed.chrom.map(lambda c: to_genome.get(c, c))
@@ -304,7 +299,6 @@ class _Accumulator:
 
     def metrics(self, peaks: bool) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
         """Per-track metrics table, and the sample's predictions, targets and AUC labels."""
-
         tracks = len(self.binary)
         table = pd.DataFrame({name: np.full(tracks, np.nan) for name in METRICS})
         for name, metric in self.moments.items():
@@ -343,13 +337,11 @@ class _Accumulator:
 
 def _compiled(fn):
     """`fn` as a TensorFlow graph function, traced once for any batch size."""
-
     return tf.function(fn, reduce_retracing=True)
 
 
 def _predictor(model, rc: bool, shifts, strand_pair):
     """x [B, L, 4] -> mean prediction over shifts x strands, with the model compiled once."""
-
     call = _compiled(lambda x: model(x, training=False))
 
     def predict(x):
@@ -378,7 +370,6 @@ def _write_table(df: pd.DataFrame, path: str) -> None:
 
 def _write_examples(path, acc, sample, loci, windows, pool_width, crop_bp, meta):
     """examples.h5: the sampled bins and the example windows (see the module docstring)."""
-
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for key, value in meta.items():
             h5.attrs[key] = value
@@ -435,7 +426,6 @@ def evaluate(
     regions ('chrom:start-end') whose windows are kept as examples besides the `n_loci` best
     and worst; `max_values`: bin x track values held for Spearman r and AUROC before sampling.
     """
-
 
     paths = [models] if isinstance(models, str | os.PathLike) else list(models)
     shifts = [int(s) for s in shifts] or [0]

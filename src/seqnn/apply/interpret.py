@@ -66,7 +66,7 @@ from seqnn.apply.predict import load_ensemble, read_regions
 from seqnn.data.dna import one_hot
 from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
-from seqnn.train.loop import set_threads
+from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -428,7 +428,6 @@ def _track_indices(tracks, identifiers: list[str]) -> np.ndarray:
 
 def _regions(bed: str, sizes: dict[str, int], aliases, missing: str) -> tuple[pd.DataFrame, int]:
     """The BED's regions on the genome and how many others were skipped."""
-
     if missing not in MISSING:
         raise SeqnnError(f"missing {missing!r} is not one of {', '.join(MISSING)}")
     regions = read_regions(bed, sizes, aliases)
@@ -501,7 +500,6 @@ def _write_table(f, s: _Setup, start: np.ndarray, end: np.ndarray) -> None:
 
 def _batches(fasta, fai, chroms, starts, length, batch_size) -> Iterator[tuple[slice, np.ndarray]]:
     """(rows, one-hot float32 [n, length, 4]) of windows, N past chromosome ends."""
-
     with open_fasta(fasta, fai) as fa:
         for lo in range(0, len(starts), batch_size):
             rows = slice(lo, min(lo + batch_size, len(starts)))
@@ -522,7 +520,6 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
     `tracks`: identifiers or indices (None: all); `window`: bins as `bin_windows` (with `tss`, a
     width around the TSS bin); `tss`: centre on TSSs and aggregate each gene's strand's track.
     Returns a summary (regions, skipped, tracks, members, seconds, maps_per_s)."""
-
     s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
                missing=missing, threads=threads)
@@ -556,7 +553,6 @@ def write_contribution_bigwigs(f, out_dir: str, names: dict[str, str], sizes: di
     or an open file): per base, input x centred gradient, from the window whose centre is
     nearest (module docstring). `sizes`: FASTA chromosome sizes in order; `names`: FASTA name ->
     bigWig name; `chroms`: each region's bigWig chromosome (default: the file's `chrom`)."""
-
     if not isinstance(f, h5py.File):
         with h5py.File(f, "r") as opened:
             return write_contribution_bigwigs(opened, out_dir, names, sizes, chroms)
@@ -605,7 +601,6 @@ def ism(models: Sequence[str], fasta: str, bed: str, out_h5: str, *, window_bp: 
     """Saturation mutagenesis of the centre `window_bp` of each BED region's window (its TSS with
     `tss`) into HDF5 `out_h5` (`ISM_LAYOUT`); options as `gradient_maps`. Returns a summary
     (regions, skipped, tracks, members, substitutions, seconds, substitutions_per_s)."""
-
     s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
                missing=missing, threads=threads)

@@ -52,7 +52,7 @@ from seqnn.io import atomic_path
 from seqnn.model.build import load_model
 from seqnn.model.params import model_params
 from seqnn.train.dataset import steady
-from seqnn.train.loop import set_threads
+from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -87,7 +87,6 @@ class Ensemble:
 
 def _member(path: str, head: int | None) -> dict:
     """One model file checked against its own params and statistics."""
-
 
     model, meta = load_model(path)
     if len(model.outputs) > 1:
@@ -154,7 +153,6 @@ def _forward(model, seq_length: int, batch_size: int, jit_compile: bool = False)
     With `jit_compile` (XLA), smaller batches are padded to `batch_size`, so XLA compiles one
     shape only.
     """
-
     fn = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile,
                      reduce_retracing=True,
                      input_signature=[tf.TensorSpec([None, seq_length, 4], tf.float32)])
@@ -446,7 +444,6 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
     batch per (chroms, starts) of `batches` (one chromosome name, or one per window), read from
     the FASTA as the stream goes."""
 
-
     def codes():
         with open_fasta(fasta, fai) as fa:
             for chroms, starts in batches:
@@ -586,7 +583,6 @@ def predict_shard(
 def _open_shard(path, ens, pieces, sizes, aliases, untransform, names, total_bins, shard,
                 shards):
     """An HDF5 shard file with its attributes, piece table and empty [K, bins] datasets."""
-
     f = h5py.File(path, "w")
     f.attrs.update({
         "shard": shard,
@@ -698,7 +694,6 @@ class Predictions:
 def write_bigwig(shards: Sequence[str], track: str, out: str, variance: bool = False) -> int:
     """One track of the shards (values or variance) as a bigWig of P-bp bins with the genome's
     chromosome sizes (chromosomes renamed by the prediction's aliases). Returns the bins."""
-
     with Predictions(shards) as pred, atomic_path(out) as tmp:
         i, name, p = pred.track_index(track), pred.dataset(variance), pred.pool_width
         names = {c: pred.aliases.get(c, c) for c in pred.chrom_sizes}
@@ -746,7 +741,6 @@ def write_regions(shards: Sequence[str], bed: str, out: str) -> int:
     """HDF5 of the predicted bins of each BED region, ragged: region i's values are
     `values[:, offset[i]:offset[i+1]]` ([tracks, bins], NaN where not predicted), its first bin
     starting at `bin_start[i]`; also `chrom`, `start`, `end`, `name` and `variance` if any."""
-
     with Predictions(shards) as pred, atomic_path(out) as tmp:
         regions = read_regions(bed, pred.chrom_sizes, pred.aliases)
         b0, b1 = _region_bins(regions, pred.pool_width)
@@ -790,7 +784,6 @@ def tss_summary(shards: Sequence[str], bed: str, out: str, window: int = 1000) -
 def embedding_model(model, layer: str | None = None):
     """`model` cut at the output of `layer`, or by default at the penultimate representation
     (the input of the last layer with weights, i.e. of the final dense block)."""
-
     if layer is None:
         last = [lay for lay in model.layers if lay.weights][-1]
         return keras.Model(model.inputs, last.input, name=f"input_of_{last.name}")
@@ -807,7 +800,6 @@ def write_embeddings(model_path: str, fasta: str, bed: str, out: str, *, fai: st
                      jit_compile: bool = False) -> tuple:
     """HDF5 `embeddings` [regions, length, channels] of a layer for seq_length windows centred
     on each BED region (as Basenji's embed), with the regions and `window_start`."""
-
     set_threads(threads)
     member = _member(model_path, None)
     sub = embedding_model(member["model"], layer)

@@ -47,7 +47,7 @@ from seqnn.apply.predict import Members, _forward, load_ensemble, output_scale
 from seqnn.data import dna
 from seqnn.data.genome import fetch_codes, open_fasta
 from seqnn.io import atomic_path
-from seqnn.train.loop import set_threads
+from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
 
@@ -181,7 +181,6 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
     flipped, indels and skipped_* per reason) and the seconds taken.
     """
 
-
     if batch_size < 1:
         raise SeqnnError(f"batch_size {batch_size}: give at least 1 variant per batch")
     set_threads(threads)
@@ -225,7 +224,6 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
 
 def _write_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
     """The variants' columns (as in the VCF) and the track identifiers into HDF5 `f`."""
-
     text = h5py.string_dtype()
     for name, column in (("variant_ids", "id"), ("chrom", "chrom"), ("ref", "ref"),
                          ("alt", "alt")):
@@ -238,7 +236,6 @@ def _write_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
 
 def read_scores(path: str) -> dict:
     """A scores file of `score_vcf` as arrays (strings decoded) plus its attributes."""
-
     with h5py.File(path, "r") as f:
         out = {k: f[k].asstr()[:] if f[k].dtype.kind == "O" else f[k][:] for k in f}
         out["attrs"] = dict(f.attrs)

@@ -277,7 +277,6 @@ def compute_targets(track, seqs: pd.DataFrame, row: dict, pool_width: int, crop_
 
 def write_targets(path: str, targets: np.ndarray, attrs: dict) -> None:
     """Write targets to h5 dataset `targets` (atomically, without timestamps)."""
-
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("targets", data=targets, track_times=False)
         for key, value in attrs.items():
@@ -304,7 +303,6 @@ def write_coverage(
     bam: dict | None = None,
 ) -> np.ndarray:
     """coverage/{track}.h5: the track's targets for every sequence of sequences.bed."""
-
     seqs = read_labelled_bed(sequences_bed)
     track = open_track(row["file"], row.get("bam_strand") or None, **(bam or {}))
     used = {c: sizes[c] for c in seqs.chrom.unique()}

@@ -198,7 +198,6 @@ def masked_fraction(seqs: pd.DataFrame, regions: pd.DataFrame, sizes: dict[str, 
 
 def write_bed(df: pd.DataFrame, path: str) -> None:
     """Write a headerless, tab-separated BED (atomically)."""
-
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", header=False, index=False)
 

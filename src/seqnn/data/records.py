@@ -92,7 +92,6 @@ def write_split(
     sequences.bed is grouped by label). Shards are written in a temporary folder and moved in
     place together, replacing old shards of the label; `index` (JSON) lists them last.
     """
-
     rows = np.flatnonzero(seqs.label.to_numpy() == label)
     if len(rows) == 0:
         raise SeqnnError(f"{label} has no sequence in sequences.bed; use fewer folds or shorter "
@@ -121,7 +120,6 @@ def write_split(
 
 def _examples(fa, seqs: pd.DataFrame, targets: np.ndarray):
     """Serialized Examples of the sequences in `seqs` with their targets [n, length, tracks]."""
-
     for (chrom, start, end), target in zip(
         seqs[["chrom", "start", "end"]].itertuples(index=False), targets, strict=True
     ):

@@ -74,6 +74,5 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
 
 def write_sheet(df: pd.DataFrame, path: str) -> None:
     """Write in Basenji's layout (index column first) atomically."""
-
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=True)

@@ -9,8 +9,8 @@ import math
 import keras
 
 from seqnn import SeqnnError
-from seqnn.model import layers
-from seqnn.model.layers import TapConv1D, UnfoldConv1D
+from seqnn.model import attention, layers
+from seqnn.model.conv import TapConv1D, UnfoldConv1D
 from seqnn.model.spec import CONV_BLOCK, CONV_NAC
 
 
@@ -254,7 +254,7 @@ def _transformer(x, p):
             f"transformer_tower: heads={p['heads']} must divide the {channels} input channels"
         )
     h = keras.layers.LayerNormalization()(x)
-    h = layers.MultiheadAttention(
+    h = attention.MultiheadAttention(
         value_size=channels // p["heads"],
         key_size=p["key_size"],
         heads=p["heads"],

@@ -15,7 +15,7 @@ import keras
 from keras.src.backend.common import global_state
 
 from seqnn import SeqnnError
-from seqnn.model import layers
+from seqnn.model import augment, layers
 from seqnn.model.blocks import BUILDERS
 from seqnn.model.params import parse_params, receptive_field, target_length
 from seqnn.model.presets import DATA_KEYS, resolve_model
@@ -54,15 +54,14 @@ def build_model(params: dict, strand_pair=None):
     index when unstranded); with several heads give one list per head. It is used to swap
     stranded tracks when `augment_rc` reverse-complements a training sequence.
     """
-
     spec = parse_params(params)
     pairs = _strand_pairs(strand_pair, spec.heads)
     sequence = keras.Input((spec.seq_length, spec.seq_depth), name="sequence", dtype="float32")
     x = sequence
     if spec.augment_rc:
-        x, reverse = layers.StochasticReverseComplement()(x)
+        x, reverse = augment.StochasticReverseComplement()(x)
     if spec.augment_shift:
-        x = layers.StochasticShift(spec.augment_shift)(x)
+        x = augment.StochasticShift(spec.augment_shift)(x)
 
     reprs = []
     for name, p in spec.trunk:
@@ -80,7 +79,7 @@ def build_model(params: dict, strand_pair=None):
         if pair is not None:
             _check_strand_pair(pair, x.shape[-1], head)
         if spec.augment_rc:
-            x = layers.SwitchReverse(pair)([x, reverse])
+            x = augment.SwitchReverse(pair)([x, reverse])
         # named after the head; float32 even under mixed precision
         outputs.append(keras.layers.Identity(name=head, dtype="float32")(x))
     return keras.Model(sequence, outputs[0] if len(outputs) == 1 else outputs, name="seqnn")
@@ -144,7 +143,6 @@ def load_model(path):
 
     `meta` has `params`, `targets` and `statistics` (None where they were not saved).
     """
-
     path = Path(path)
     if not path.is_file():
         raise SeqnnError(f"{path}: model file not found; train the model or check the path")

@@ -167,7 +167,6 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     track the substitutions there change most relative to its value (sum of |ISM centre| over
     the shown bases divided by the reference aggregate |A|): the measured effect, not the
     gradient, which a saturated non-linearity can inflate."""
-
     if i >= len(ism["start"]):
         return _message(f"No region {i + 1}: the BED has {len(ism['start'])} region(s) on the "
                         "genome (interpret.plot_regions asks for more).")
@@ -202,7 +201,6 @@ def workflow_plots(gradients: str | None, ism: str | None, variants: str | None,
     """Draw the `interpret_plots` rule's outputs: ``region{i}`` (logo over ISM of the i-th
     region, from the gradients and ISM files) and ``variants`` (SAD per track); `out` maps a
     name to its path, written in each of `formats` (by suffix)."""
-
     grads = _read(gradients) if gradients else None
     mutagenesis = _read(ism) if ism else None
     for name, path in out.items():

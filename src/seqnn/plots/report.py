@@ -36,7 +36,6 @@ MAX_TRACKS = 8
 
 def _styled(fn):
     """Draw inside the common seaborn style."""
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85), \
@@ -308,14 +307,12 @@ def summary_page(summary: pd.DataFrame, path: str) -> None:
 
 def config_page(config: dict, path: str) -> None:
     """The workflow configuration as YAML on an HTML page."""
-
     text = yaml.safe_dump(config, sort_keys=False)
     write_page("Configuration used", f"<pre>{html.escape(text, quote=False)}</pre>", path)
 
 
 def read_examples(path: str) -> dict:
     """examples.h5 of `seqnn.apply.evaluate` as arrays: attrs, sample and loci (list of dicts)."""
-
     with h5py.File(path) as h5:
         out = {key: h5.attrs[key] for key in h5.attrs}
         out["identifiers"] = [str(s) for s in out["identifiers"]]
@@ -348,7 +345,6 @@ def workflow_plots(histories: dict[str, str], summary: str, examples: dict[str, 
     r_distribution, folds, loci, roc_pr) to its path, written in each of `formats` (by
     suffix), and ``summary`` to the HTML table's path. Inputs are per fold {name: path}.
     """
-
     table = pd.read_csv(summary, sep="\t")
     ex = {fold: read_examples(path) for fold, path in examples.items()}
     first = next(iter(ex.values()))

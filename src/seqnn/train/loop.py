@@ -17,272 +17,35 @@ finished. The `train` block of the params (`TRAIN_KEYS`) sets optimizer, schedul
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict
 
 import keras
 import pandas as pd
 import tensorflow as tf
-from keras import ops
 from tensorflow.core.framework import summary_pb2
 
 from seqnn import SeqnnError
-from seqnn.data.records import read_statistics, split_files, write_json
+from seqnn.data.records import read_statistics, split_files
 from seqnn.data.splits import Splits, data_splits
-from seqnn.io import atomic_path
+from seqnn.io import atomic_copy
 from seqnn.model.build import build_model, save_model
 from seqnn.model.losses import get_loss
 from seqnn.model.metrics import R2, PearsonR
 from seqnn.model.params import model_params, parse_params
 from seqnn.model.presets import resolve_model
+from seqnn.train.checkpoint import HISTORY_COLUMNS, Checkpoint, run_fingerprint, write_history
 from seqnn.train.dataset import dataset
+from seqnn.train.options import PRECISIONS, optimizer, train_options
+from seqnn.train.runtime import doctor, dtype_policy, set_threads
 
 log = logging.getLogger("seqnn")
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-DECAYS = (None, "exponential", "cosine")
-PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 
-# train-block key: (default, meaning); Basenji / baskerville names.
-TRAIN_KEYS = {
-    "batch_size": (4, "sequences per batch (per GPU replica)"),
-    "shuffle_buffer": (1024, "records in the shuffle buffer"),
-    "optimizer": ("adam", "adam, adamw or sgd"),
-    "learning_rate": (0.001, "peak learning rate"),
-    "adam_beta1": (0.9, "Adam/AdamW beta_1"),
-    "adam_beta2": (0.999, "Adam/AdamW beta_2"),
-    "adam_eps": (1e-7, "Adam/AdamW epsilon"),
-    "weight_decay": (0.004, "AdamW decoupled weight decay"),
-    "momentum": (0.99, "SGD momentum"),
-    "global_clipnorm": (None, "clip the gradients' global norm to this"),
-    "clip_norm": (None, "clip each gradient's norm to this"),
-    "warmup_steps": (0, "steps of linear learning-rate warmup from 0"),
-    "decay_type": (None, "after warmup: null (constant), exponential or cosine"),
-    "decay_steps": (100000, "steps of the decay (exponential: per factor decay_rate)"),
-    "decay_rate": (0.96, "exponential decay factor per decay_steps"),
-    "loss": ("poisson", "poisson, poisson_mn, mse or bce"),
-    "total_weight": (1.0, "poisson_mn: weight of the total-count term"),
-    "patience": (20, "stop after this many epochs without a better validation Pearson r"),
-    "train_epochs_min": (1, "never stop before this many epochs"),
-    "train_epochs_max": (10000, "stop after this many epochs"),
-}
-HISTORY_COLUMNS = ["epoch", "loss", "pearsonr", "r2", "val_loss", "val_pearsonr", "val_r2",
-                   "learning_rate", "seconds"]
 MONITOR = "val_pearsonr"
-
-
-def train_options(params: dict, epochs: int | None = None, where: str = "params") -> dict:
-    """The params' `train` block with defaults filled in and checked; `epochs` caps the epochs."""
-    given = dict(params.get("train", {}))
-    unknown = sorted(set(given) - set(TRAIN_KEYS))
-    if unknown:
-        log.warning("%s: train keys %s are not used here", where, ", ".join(unknown))
-    opts = {k: given.get(k, default) for k, (default, _) in TRAIN_KEYS.items()}
-    if opts["optimizer"] not in OPTIMIZERS:
-        raise SeqnnError(f"{where}: train.optimizer {opts['optimizer']!r} is not one of "
-                         f"{', '.join(OPTIMIZERS)}")
-    if opts["decay_type"] not in DECAYS:
-        raise SeqnnError(f"{where}: train.decay_type {opts['decay_type']!r} is not one of "
-                         "null, exponential, cosine")
-    if opts["global_clipnorm"] and opts["clip_norm"]:
-        raise SeqnnError(f"{where}: give train.global_clipnorm or train.clip_norm, not both")
-    for key in ("batch_size", "train_epochs_max", "learning_rate"):
-        if not opts[key] or opts[key] <= 0:
-            raise SeqnnError(f"{where}: train.{key} must be positive, got {opts[key]!r}")
-    if epochs is not None:
-        if epochs < 1:
-            raise SeqnnError(f"epochs must be at least 1, got {epochs}")
-        opts["train_epochs_max"] = epochs
-        opts["train_epochs_min"] = min(opts["train_epochs_min"], epochs)
-    return opts
-
-
-# ---------------------------------------------------------------------------------------------
-# Optimizer
-
-
-def _warmup_class():
-    @keras.saving.register_keras_serializable(package="seqnn")
-    class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warmup to `learning_rate` over `warmup_steps`, then `after` (schedule or
-        constant) counted from the end of the warmup."""
-
-        def __init__(self, learning_rate, warmup_steps, after=None):
-            self.learning_rate = learning_rate
-            self.warmup_steps = warmup_steps
-            self.after = after
-
-        def __call__(self, step):
-            step = ops.cast(step, "float32")
-            warm = self.learning_rate * (step + 1) / max(self.warmup_steps, 1)
-            if self.after is None:
-                later = ops.convert_to_tensor(self.learning_rate, "float32")
-            else:
-                later = self.after(ops.maximum(step - self.warmup_steps, 0))
-            return ops.where(step < self.warmup_steps, warm, later)
-
-        def get_config(self):
-            after = None if self.after is None else keras.saving.serialize_keras_object(
-                self.after)
-            return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps,
-                    "after": after}
-
-        @classmethod
-        def from_config(cls, config):
-            after = config["after"] and keras.saving.deserialize_keras_object(config["after"])
-            return cls(config["learning_rate"], config["warmup_steps"], after)
-
-    return WarmUp
-
-
-def learning_rate(opts: dict):
-    """The learning-rate schedule of train options: warmup, then constant or decaying."""
-
-    lr, after = opts["learning_rate"], None
-    if opts["decay_type"] == "exponential":
-        after = keras.optimizers.schedules.ExponentialDecay(lr, opts["decay_steps"],
-                                                            opts["decay_rate"])
-    elif opts["decay_type"] == "cosine":
-        after = keras.optimizers.schedules.CosineDecay(lr, opts["decay_steps"])
-    return _warmup_class()(lr, opts["warmup_steps"], after)
-
-
-def optimizer(opts: dict):
-    """The Keras optimizer of train options (adam, adamw or sgd with momentum)."""
-
-    common = {"learning_rate": learning_rate(opts), "clipnorm": opts["clip_norm"],
-              "global_clipnorm": opts["global_clipnorm"]}
-    if opts["optimizer"] == "sgd":
-        return keras.optimizers.SGD(momentum=opts["momentum"], **common)
-    adam = {"beta_1": opts["adam_beta1"], "beta_2": opts["adam_beta2"],
-            "epsilon": opts["adam_eps"], **common}
-    if opts["optimizer"] == "adamw":
-        return keras.optimizers.AdamW(weight_decay=opts["weight_decay"], **adam)
-    return keras.optimizers.Adam(**adam)
-
-
-# ---------------------------------------------------------------------------------------------
-# Devices
-
-
-def devices() -> list[dict]:
-    """The devices TensorFlow sees: name, type and, for GPUs, model and compute capability."""
-
-    out = []
-    for dev in tf.config.list_physical_devices():
-        entry = {"name": dev.name, "type": dev.device_type}
-        if dev.device_type == "GPU":
-            details = tf.config.experimental.get_device_details(dev)
-            entry["model"] = details.get("device_name")
-            entry["compute_capability"] = details.get("compute_capability")
-        out.append(entry)
-    return out
-
-
-def doctor(gpu: bool = False) -> dict:
-    """Versions and devices; raises SeqnnError when `gpu` is asked for and none is visible."""
-
-    found = devices()
-    report = {
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "cuda_build": tf.test.is_built_with_cuda(),
-        "devices": found,
-        "gpus": sum(d["type"] == "GPU" for d in found),
-    }
-    if gpu and not report["gpus"]:
-        seen = ", ".join(d["name"] for d in found)
-        hint = ("this TensorFlow has no CUDA support: pip install -e '.[gpu]'"
-                if not report["cuda_build"] else
-                "check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES")
-        raise SeqnnError(f"a GPU was asked for (train.gpu / --gpu) but TensorFlow sees none "
-                         f"(devices: {seen}); {hint}, or set train.gpu: false to use the CPU")
-    return report
-
-
-@contextlib.contextmanager
-def dtype_policy(policy: str | None):
-    """Keras' global dtype policy inside the block (None: float32)."""
-
-    old = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(policy or "float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(old)
-
-
-def set_threads(threads: int | None) -> None:
-    """Cap TensorFlow's CPU thread pools (no-op for None, or once TensorFlow has started)."""
-
-    if not threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    except RuntimeError:  # TensorFlow already started in this process: keep its pools
-        log.info("threads: TensorFlow already initialised; keeping its thread pools")
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoint
-
-
-class Checkpoint:
-    """Resume state in a folder: `state.json` names the last epoch's weights (with optimizer
-    state) and the best model so far; each file is complete before state.json points at it."""
-
-    def __init__(self, directory: str, meta: dict):
-        self.dir = directory
-        self.path = os.path.join(directory, "state.json")
-        self.meta = meta  # save_model keywords of the best model: params, targets, statistics
-
-    def load(self, fingerprint: str) -> dict | None:
-        """The saved state, or None when there is none or it belongs to another model/data."""
-        try:
-            with open(self.path) as f:
-                state = json.load(f)
-        except FileNotFoundError:
-            return None
-        except ValueError as e:
-            raise SeqnnError(f"{self.path}: unreadable ({e}); delete {self.dir} to start "
-                             "afresh") from e
-        if state.get("fingerprint") != fingerprint:
-            log.warning("%s: made for another model, data or split; starting afresh", self.dir)
-            shutil.rmtree(self.dir)
-            return None
-        return state
-
-    def save(self, model, state: dict, best=None) -> dict:
-        """Write this epoch's weights (and `best`, an inference model), then state.json."""
-
-        os.makedirs(self.dir, exist_ok=True)
-        epoch = state["epoch"]
-        state = {**state, "weights": f"epoch{epoch:04d}.weights.h5"}
-        tmp = os.path.join(self.dir, f".tmp{os.getpid()}-{state['weights']}")
-        model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.dir, state["weights"]))
-        if best is not None:
-            state["best_model"] = f"best-epoch{epoch:04d}.keras"
-            save_model(best, os.path.join(self.dir, state["best_model"]), **self.meta)
-        write_json(state, self.path)
-        keep = {"state.json", state["weights"], state["best_model"]}
-        for name in set(os.listdir(self.dir)) - keep:
-            os.remove(os.path.join(self.dir, name))
-        return state
-
-
-# ---------------------------------------------------------------------------------------------
-# Training
 
 
 def _count(data_dir, stats, label):
@@ -296,7 +59,6 @@ def _count(data_dir, stats, label):
 
 def _strand_pair(data_dir, num_targets):
     """The data's track sheet (targets.txt) and its strand pairs, or (None, None) without one."""
-
     path = os.path.join(data_dir, "targets.txt")
     if not os.path.exists(path):
         log.warning("%s: not found; reverse-complement augmentation will not swap stranded "
@@ -312,7 +74,6 @@ def _strand_pair(data_dir, num_targets):
 
 def _build(params, head, where, strand_pair=None):
     """The model of `params`, cut to output `head` alone when it has several."""
-
 
     n = len(parse_params(params).heads)
     if head is None and n > 1:
@@ -334,7 +95,6 @@ def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = N
                   where: str = "params"):
     """The training model of `params`, compiled with the optimizer and loss of train options
     `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope."""
-
     model = _build(params, head, where, strand_pair)
     loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
     model.compile(optimizer=optimizer(opts), loss=get_loss(opts["loss"], **loss_kw),
@@ -353,18 +113,6 @@ def _check_shapes(model, stats, data_dir, where, head):
         raise SeqnnError(f"{where}: the model outputs {length} bins but {data_dir}/statistics"
                          f".json has target_length {stats['target_length']}; change the pooling "
                          "or the Cropping1D block so the lengths agree")
-
-
-def _fingerprint(params, stats, splits, head, opts, precision):
-    key = {
-        "model": params.get("model", params),
-        "data": {k: stats[k] for k in ("seq_length", "target_length", "num_targets")},
-        "splits": asdict(splits),
-        "head": head,
-        "optimizer": opts["optimizer"],
-        "precision": precision,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _TensorBoard:
@@ -413,23 +161,6 @@ def _guard():
     return Guard()
 
 
-def write_history(rows: list[dict], path: str) -> None:
-    """history.tsv: one row per epoch (HISTORY_COLUMNS), written atomically."""
-
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, HISTORY_COLUMNS, delimiter="\t", extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
-
-
-def _copy(src, dst):
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 def _stop(state, opts):
     done = state["epoch"]
     if done >= opts["train_epochs_max"]:
@@ -468,7 +199,6 @@ def train(
     `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks; `devices`
     names the devices to replicate over (default: every GPU, when there are several).
     """
-
     if mixed_precision not in PRECISIONS:
         raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
                          "mixed_float16, mixed_bfloat16")
@@ -501,7 +231,7 @@ def train(
         strategy = tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     sheet, strand_pair = _strand_pair(data_dir, stats["num_targets"])
-    fingerprint = _fingerprint(params, stats, splits, head, opts, mixed_precision)
+    fingerprint = run_fingerprint(params, stats, splits, head, opts, mixed_precision)
     ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
                       {"params": params, "targets": sheet, "statistics": stats})
     state = ckpt.load(fingerprint)
@@ -591,7 +321,8 @@ def train(
 
     inference.set_weights(model.get_weights())
     save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)
-    _copy(os.path.join(ckpt.dir, state["best_model"]), os.path.join(out_dir, "model_best.keras"))
+    best = os.path.join(ckpt.dir, state["best_model"])
+    atomic_copy(best, os.path.join(out_dir, "model_best.keras"))
     summary = {
         "epochs": state["epoch"],
         "epochs_this_run": trained,
