@@ -14,126 +14,155 @@ SHIFTS = re.compile(r"^-\d+(,-?\d+)*$")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="write the synthetic demo genome and tracks")
-    demo.add_argument("out_dir", nargs="?", default="resources/demo")
-    demo.add_argument("--seed", type=int, default=7)
+    for add in (_add_demo, _add_summary, _add_train, _add_doctor, _add_evaluate, _add_predict,
+                _add_interpret, _add_variants):
+        add(sub)
+    return parser
 
-    summary = sub.add_parser("summary", help="build a params file's or preset's model and "
-                             "describe it")
-    summary.add_argument("params", nargs="?", help="params JSON (train and model blocks)")
-    summary.add_argument("--preset", help="a preset of config/models instead (e.g. enformer)")
-    summary.add_argument("--size", help="a named size of the preset (e.g. micro)")
-    summary.add_argument("--scale", action="append", default=[], type=_scale_item,
-                         metavar="KEY=VALUE", help="a preset scale key (e.g. width=64); repeat")
-    summary.add_argument("--json", action="store_true",
-                         help="print only {output_shape, trainable_params, non_trainable_params}")
 
-    train = sub.add_parser(
+def _add_demo(sub) -> None:
+    cmd = sub.add_parser("demo", help="write the synthetic demo genome and tracks")
+    cmd.add_argument("out_dir", nargs="?", default="resources/demo")
+    cmd.add_argument("--seed", type=int, default=7)
+    cmd.set_defaults(func=_demo)
+
+
+def _add_summary(sub) -> None:
+    cmd = sub.add_parser("summary", help="build a params file's or preset's model and "
+                         "describe it")
+    cmd.add_argument("params", nargs="?", help="params JSON (train and model blocks)")
+    cmd.add_argument("--preset", help="a preset name instead (e.g. enformer)")
+    cmd.add_argument("--size", help="a named size of the preset (e.g. micro)")
+    cmd.add_argument("--scale", action="append", default=[], type=_scale_item,
+                     metavar="KEY=VALUE", help="a preset scale key (e.g. width=64); repeat")
+    cmd.add_argument("--json", action="store_true",
+                     help="print only {output_shape, trainable_params, non_trainable_params}")
+    cmd.set_defaults(func=_summary)
+
+
+def _add_train(sub) -> None:
+    cmd = sub.add_parser(
         "train", help="train on a Basenji/baskerville data directory",
         description="Train the params' model on DATA_DIR (statistics.json, targets.txt, "
         "tfrecords/ with train/valid/test or fold{k} shards). Writes model_best.keras, "
         "model_last.keras, history.tsv, tensorboard/ and checkpoint/ to OUT_DIR; run it again "
         "to resume an interrupted training.")
-    train.add_argument("params", help="params JSON (train and model blocks)")
-    train.add_argument("data_dir")
-    train.add_argument("-o", "--out-dir", required=True)
-    train.add_argument("--head", type=int, help="head of a multi-head model to train")
-    train.add_argument("--epochs", type=int, help="cap on the epochs (train_epochs_max)")
-    train.add_argument("--test-fold", type=int, help="fold{k} data: held-out fold (default 0)")
-    train.add_argument("--valid-fold", type=int,
-                       help="fold{k} data: validation fold (default test fold + 1 mod K)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
-    train.add_argument("--jit-compile", choices=["true", "false", "auto"], default="false",
-                       help="XLA compilation (auto: on GPUs)")
-    train.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
-    train.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.add_argument("params", help="params JSON (train and model blocks)")
+    cmd.add_argument("data_dir")
+    cmd.add_argument("-o", "--out-dir", required=True)
+    cmd.add_argument("--head", type=int, help="head of a multi-head model to train")
+    cmd.add_argument("--epochs", type=int, help="cap on the epochs (train_epochs_max)")
+    cmd.add_argument("--test-fold", type=int, help="fold{k} data: held-out fold (default 0)")
+    cmd.add_argument("--valid-fold", type=int,
+                     help="fold{k} data: validation fold (default test fold + 1 mod K)")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
+    cmd.add_argument("--jit-compile", choices=["true", "false", "auto"], default="false",
+                     help="XLA compilation (auto: on GPUs)")
+    cmd.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
+    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.set_defaults(func=_train)
 
-    doctor = sub.add_parser("doctor", help="list TensorFlow's devices and versions")
-    doctor.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
 
-    evaluate = sub.add_parser(
+def _add_doctor(sub) -> None:
+    cmd = sub.add_parser("doctor", help="list TensorFlow's devices and versions")
+    cmd.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
+    cmd.set_defaults(func=_doctor)
+
+
+def _add_evaluate(sub) -> None:
+    cmd = sub.add_parser(
         "evaluate", help="accuracy of model(s) on a split of a Basenji/baskerville data directory",
         description="Predict every sequence of a split of DATA_DIR (averaged over --rc, --shifts "
         "and the models given) and write OUT/acc.tsv (per track: Pearson r, R2, Spearman r, "
         "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5"
         " (see seqnn.apply.evaluate).")
-    evaluate._negative_number_matcher = SHIFTS
-    evaluate.add_argument("models", nargs="+", metavar="MODEL",
-                          help=".keras model file(s); several are averaged")
-    evaluate.add_argument("data_dir", metavar="DATA_DIR")
-    evaluate.add_argument("-o", "--out-dir", required=True)
-    evaluate.add_argument("--split", default="test", help="split label: test, fold{k}, ...")
-    evaluate.add_argument("--rc", action="store_true", help="also average reverse complements")
-    evaluate.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
-    evaluate.add_argument("--batch-size", type=int, default=8)
-    evaluate.add_argument("--peaks", action="store_true",
-                          help="AUROC/AUPRC of non-binary tracks against called peaks")
-    evaluate.add_argument("--tss", help="BED of TSSs (or any regions) for per-gene accuracy")
-    evaluate.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
-    evaluate.add_argument("--save-predictions", action="store_true",
-                          help="also write OUT/predictions.h5")
-    evaluate.add_argument("--threads", type=int, help="TensorFlow CPU threads")
-    predict = sub.add_parser(
+    cmd._negative_number_matcher = SHIFTS
+    cmd.add_argument("models", nargs="+", metavar="MODEL",
+                     help=".keras model file(s); several are averaged")
+    cmd.add_argument("data_dir", metavar="DATA_DIR")
+    cmd.add_argument("-o", "--out-dir", required=True)
+    cmd.add_argument("--split", default="test", help="split label: test, fold{k}, ...")
+    cmd.add_argument("--rc", action="store_true", help="also average reverse complements")
+    cmd.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    cmd.add_argument("--batch-size", type=int, default=8)
+    cmd.add_argument("--peaks", action="store_true",
+                     help="AUROC/AUPRC of non-binary tracks against called peaks")
+    cmd.add_argument("--tss", help="BED of TSSs (or any regions) for per-gene accuracy")
+    cmd.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
+    cmd.add_argument("--save-predictions", action="store_true",
+                     help="also write OUT/predictions.h5")
+    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.set_defaults(func=_evaluate)
+
+
+def _add_predict(sub) -> None:
+    cmd = sub.add_parser(
         "predict", help="predict tracks genome-wide (or over BED regions) into bigWigs",
         description="Tile the FASTA's chromosomes (or the --bed regions) with windows of the "
         "models' seq_length, predict with every model (averaged over --rc and --shifts), stitch "
         "and write OUT/{track}.bw and OUT/predictions.h5, plus the optional outputs below "
         "(see seqnn.apply.predict).")
-    predict._negative_number_matcher = SHIFTS
-    predict.add_argument("models", nargs="+", metavar="MODEL",
-                         help=".keras model file(s); several are averaged (fold order)")
-    predict.add_argument("--fasta", required=True, help="indexed genome FASTA")
-    predict.add_argument("-o", "--out-dir", required=True)
-    predict.add_argument("--bed", help="predict only these regions (default: every chromosome)")
-    predict.add_argument("--rc", action="store_true", help="also average reverse complements")
-    predict.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
-    predict.add_argument("--overlap", type=int,
-                         help="bp shared by neighbouring windows' predictions (default 1/4)")
-    predict.add_argument("--stitch", choices=["centre", "average"], default="centre",
-                         help="overlapping bins: from the most central window, or averaged")
-    predict.add_argument("--transformed", action="store_true",
-                         help="write the model's (transformed) values, not the input's units")
-    predict.add_argument("--variance", action="store_true",
-                         help="also OUT/variance/{track}.bw: variance across models x TTA")
-    predict.add_argument("--cross-fold", metavar="CONTIGS_BED",
-                         help="predict each fold-k contig of contigs.bed with model k only")
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--head", type=int, help="head of a multi-head model")
-    predict.add_argument("--regions-h5", action="store_true",
-                         help="also OUT/regions.h5: the bins of each --bed region")
-    predict.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
-    predict.add_argument("--tss-window", type=int, default=1000, help="bp each side of a TSS")
-    predict.add_argument("--embed", metavar="BED",
-                         help="also OUT/embeddings.h5: a layer's output for windows on these")
-    predict.add_argument("--embed-layer", help="layer name (default: the penultimate)")
-    predict.add_argument("--jit-compile", action="store_true",
-                         help="run the models through XLA (compiled once per run)")
-    predict.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd._negative_number_matcher = SHIFTS
+    cmd.add_argument("models", nargs="+", metavar="MODEL",
+                     help=".keras model file(s); several are averaged (fold order)")
+    cmd.add_argument("--fasta", required=True, help="indexed genome FASTA")
+    cmd.add_argument("-o", "--out-dir", required=True)
+    cmd.add_argument("--bed", help="predict only these regions (default: every chromosome)")
+    cmd.add_argument("--rc", action="store_true", help="also average reverse complements")
+    cmd.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    cmd.add_argument("--overlap", type=int,
+                     help="bp shared by neighbouring windows' predictions (default 1/4)")
+    cmd.add_argument("--stitch", choices=["centre", "average"], default="centre",
+                     help="overlapping bins: from the most central window, or averaged")
+    cmd.add_argument("--transformed", action="store_true",
+                     help="write the model's (transformed) values, not the input's units")
+    cmd.add_argument("--variance", action="store_true",
+                     help="also OUT/variance/{track}.bw: variance across models x TTA")
+    cmd.add_argument("--cross-fold", metavar="CONTIGS_BED",
+                     help="predict each fold-k contig of contigs.bed with model k only")
+    cmd.add_argument("--batch-size", type=int, default=32)
+    cmd.add_argument("--head", type=int, help="head of a multi-head model")
+    cmd.add_argument("--regions-h5", action="store_true",
+                     help="also OUT/regions.h5: the bins of each --bed region")
+    cmd.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
+    cmd.add_argument("--tss-window", type=int, default=1000, help="bp each side of a TSS")
+    cmd.add_argument("--embed", metavar="BED",
+                     help="also OUT/embeddings.h5: a layer's output for windows on these")
+    cmd.add_argument("--embed-layer", help="layer name (default: the penultimate)")
+    cmd.add_argument("--jit-compile", action="store_true",
+                     help="run the models through XLA (compiled once per run)")
+    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.set_defaults(func=_predict)
 
-    interpret = sub.add_parser(
+
+def _add_interpret(sub) -> None:
+    cmd = sub.add_parser(
         "interpret", help="gradient maps and in-silico mutagenesis of BED regions",
         description="Centre a window of the models' seq_length on each BED region (its TSS with "
         "--tss) and write OUT/gradients.h5 (gradients of each track's centre-bin prediction "
         "w.r.t. the one-hot input), OUT/contrib/{track}.bw (input x gradient) and, with "
         "--ism-width, OUT/ism.h5 (every substitution of the centre bases); all averaged over "
         "the models, --rc and --shifts (see seqnn.apply.interpret).")
-    _inputs(interpret, "BED regions")
-    interpret.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
-    interpret.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
-    interpret.add_argument("--reduce", choices=["sum", "mean"], default="sum")
-    interpret.add_argument("--tss", action="store_true",
-                           help="BED6 TSSs: centre on each, use the track of its strand")
-    interpret.add_argument("--ism-width", type=int, default=0,
-                           help="bp mutated at each window's centre (0: no ISM)")
+    _inputs(cmd, "BED regions")
+    cmd.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
+    cmd.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
+    cmd.add_argument("--reduce", choices=["sum", "mean"], default="sum")
+    cmd.add_argument("--tss", action="store_true",
+                     help="BED6 TSSs: centre on each, use the track of its strand")
+    cmd.add_argument("--ism-width", type=int, default=0,
+                     help="bp mutated at each window's centre (0: no ISM)")
+    cmd.set_defaults(func=_interpret)
 
-    variants = sub.add_parser(
+
+def _add_variants(sub) -> None:
+    cmd = sub.add_parser(
         "variants", help="variant effects of a VCF (SAD, logFC, D1, D2 per track)",
         description="Predict reference and alternative windows centred on each variant of the "
         "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
         "models, --rc and --shifts; skipped variants are counted (see seqnn.apply.variants).")
-    _inputs(variants, "VCF (plain or bgzipped)")
-    return parser
+    _inputs(cmd, "VCF (plain or bgzipped)")
+    cmd.set_defaults(func=_variants)
 
 
 def _inputs(parser, what: str) -> None:
@@ -163,7 +192,7 @@ def _scale_item(text: str) -> tuple:
         return key, value
 
 
-def _summary(args) -> None:
+def _summary(args, log) -> None:
     from seqnn import SeqnnError
     from seqnn.model.build import build_model, model_summary
     from seqnn.model.params import receptive_field
@@ -193,7 +222,7 @@ def _summary(args) -> None:
         print(f"preset: {json.dumps(params['preset'])}")
 
 
-def _train(args) -> None:
+def _train(args, log) -> None:
     from seqnn.data.splits import data_splits
     from seqnn.train.loop import train
 
@@ -232,7 +261,7 @@ def _shifts(text: str) -> list[int]:
         raise SeqnnError(f"--shifts {text}: expected integers such as -1,0,1") from None
 
 
-def _evaluate(args) -> None:
+def _evaluate(args, log) -> None:
     from seqnn.apply.evaluate import evaluate
 
     shifts = _shifts(args.shifts)
@@ -244,7 +273,7 @@ def _evaluate(args) -> None:
     print(json.dumps(summary))
 
 
-def _predict(args) -> None:
+def _predict(args, log) -> None:
     from seqnn.apply.predict import predict
 
     shifts = _shifts(args.shifts)
@@ -259,7 +288,7 @@ def _predict(args) -> None:
     print(json.dumps(summary))
 
 
-def _interpret(args) -> None:
+def _interpret(args, log) -> None:
     import os
 
     from seqnn.apply.interpret import gradient_maps, ism
@@ -278,12 +307,18 @@ def _interpret(args) -> None:
     print(json.dumps(summary))
 
 
-def _variants(args) -> None:
+def _variants(args, log) -> None:
     from seqnn.apply.variants import score_vcf
 
     print(json.dumps(score_vcf(
         args.models, args.fasta, args.input, args.out, rc=args.rc, shifts=_shifts(args.shifts),
         batch_size=args.batch_size, head=args.head, threads=args.threads)))
+
+
+def _demo(args, log) -> None:
+    from seqnn.data.demo import make_demo
+
+    log.info("demo: %s", make_demo(args.out_dir, seed=args.seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,24 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from seqnn.log import logged
 
     with logged() as log:
-        if args.command == "demo":
-            from seqnn.data.demo import make_demo
-
-            log.info("demo: %s", make_demo(args.out_dir, seed=args.seed))
-        elif args.command == "summary":
-            _summary(args)
-        elif args.command == "train":
-            _train(args)
-        elif args.command == "evaluate":
-            _evaluate(args)
-        elif args.command == "predict":
-            _predict(args)
-        elif args.command == "interpret":
-            _interpret(args)
-        elif args.command == "variants":
-            _variants(args)
-        else:
-            _doctor(args, log)
+        args.func(args, log)
     return 0
 
 

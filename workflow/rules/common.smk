@@ -5,11 +5,11 @@ import os
 from snakemake.utils import validate
 
 from seqnn import SeqnnError
-from seqnn.config import check_data
+from seqnn.config import check, check_files, complete
 from seqnn.data.fetch import is_url
 from seqnn.data.genome import fold_labels
-from seqnn.model.presets import preset_file
 from seqnn.data.targets import read_sheet
+from seqnn.model.presets import preset_file
 
 
 def fail(message):
@@ -19,17 +19,22 @@ def fail(message):
 
 CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
 
+# the schema fills every default; rules read the validated values directly
 validate(config, "../schemas/config.schema.yaml")
+complete(config)
 try:
-    check_data(config["data"], CONFIG_NAME)
     SHEET = read_sheet(config["targets"])
 except SeqnnError as e:
     fail(str(e))
 validate(SHEET, "../schemas/targets.schema.yaml")
 
 DATA = config["data"]
-DATA.setdefault("stride_test", DATA["seq_length"])  # as Basenji: test windows do not overlap
 GENOME = config["genome"]
+TRAIN = config["train"]
+EVAL = config["evaluate"]
+PLOTS_CONFIG = config["plots"]
+PREDICT = config["predict"]
+INTERPRET = config["interpret"]
 LABELS = fold_labels(DATA["folds"])
 TRACKS = list(SHEET.identifier)
 DEMO_DIR = "resources/demo"
@@ -44,7 +49,7 @@ def local(path):
 
 
 # URL -> sha256 (or None) of every input given by URL
-URLS = {GENOME["fasta"]: GENOME.get("fasta_sha256")} if is_url(GENOME["fasta"]) else {}
+URLS = {GENOME["fasta"]: GENOME["fasta_sha256"]} if is_url(GENOME["fasta"]) else {}
 for _row in SHEET.to_dict("records"):
     if is_url(_row["file"]):
         URLS[_row["file"]] = _row.get("sha256") if isinstance(_row.get("sha256"), str) else None
@@ -56,31 +61,22 @@ def generated(path):
     """Whether a rule of this workflow makes `path` (so it need not exist yet)."""
     if is_url(path):
         return True
-    return config.get("demo", False) and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
+    return config["demo"] and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
 
 
-for _what, _path, _fix in [
-    ("genome.fasta", GENOME["fasta"], f"fix genome.fasta in {CONFIG_NAME}"),
-    *(
-        (f"track {i}", p, f"fix its file in {config['targets']}")
-        for i, p in zip(SHEET.identifier, SHEET.file)
-    ),
-]:
-    if not generated(_path) and not (os.path.isfile(_path) and os.access(_path, os.R_OK)):
-        _rel = "" if os.path.isabs(_path) else f" (relative to {os.getcwd()})"
-        fail(f"{_path}: {_what} file not found or unreadable{_rel}; {_fix}")
-for _key in ("gaps", "blacklist", "unmappable"):
-    if GENOME.get(_key) and not os.path.isfile(GENOME[_key]):
-        fail(f"{GENOME[_key]}: genome.{_key} file not found; fix the path or set it to null")
+try:
+    check(config, TRACKS, CONFIG_NAME)
+    check_files(config, SHEET, CONFIG_NAME, generated)
+except SeqnnError as e:
+    fail(str(e))
 
 
 # config `model`: a params JSON path, a preset name, or {preset: NAME, size: SIZE, KEY: VALUE}
-MODEL = config.get("model", "config/models/demo.json")
+MODEL = config["model"]
 try:
     MODEL_FILE = str(preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
 except SeqnnError as e:
     fail(str(e))
-TRAIN = config.get("train", {})
 MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]
 
 

@@ -15,7 +15,7 @@ rule demo:
         regions=f"{DEMO_DIR}/regions.bed",
         variants=f"{DEMO_DIR}/variants.vcf",
     params:
-        seed=config.get("demo_seed", 7),
+        seed=config["demo_seed"],
     log:
         "results/logs/demo.log",
     benchmark:
@@ -70,12 +70,12 @@ rule contigs:
     input:
         fasta=FASTA,
         fai="results/data/genome.fa.fai",
-        gaps=optional(GENOME.get("gaps")),
+        gaps=optional(GENOME["gaps"]),
     output:
         "results/data/contigs.bed",
     params:
         data=DATA,
-        chroms=GENOME.get("chroms"),
+        chroms=GENOME["chroms"],
     log:
         "results/logs/contigs.log",
     benchmark:
@@ -94,7 +94,7 @@ rule sequences:
         contigs="results/data/contigs.bed",
         fasta=FASTA,
         fai="results/data/genome.fa.fai",
-        unmappable=optional(GENOME.get("unmappable")),
+        unmappable=optional(GENOME["unmappable"]),
     output:
         "results/data/sequences.bed",
     params:
@@ -118,15 +118,15 @@ rule coverage:
         fasta=FASTA,
         fai="results/data/genome.fa.fai",
         track=track_file,
-        blacklist=optional(GENOME.get("blacklist")),
-        unmappable=optional(GENOME.get("unmappable")),
+        blacklist=optional(GENOME["blacklist"]),
+        unmappable=optional(GENOME["unmappable"]),
     output:
         "results/data/coverage/{track}.h5",
     params:
         row=track_row,
         data=DATA,
-        aliases=GENOME.get("chrom_aliases", {}),
-        bam=config.get("bam", {}),
+        aliases=GENOME["chrom_aliases"],
+        bam=config["bam"],
     log:
         "results/logs/coverage/{track}.log",
     benchmark:

@@ -5,19 +5,8 @@
 
 from seqnn.data.splits import eval_set
 
-EVAL = config.get("evaluate", {})
-PLOTS_CONFIG = config.get("plots", {})
-EVAL_ENSEMBLE = EVAL.get("ensemble", True) and DATA["folds"] >= 3
+EVAL_ENSEMBLE = EVAL["ensemble"] and DATA["folds"] >= 3
 EVAL_OUTPUTS = ["results/eval/cv_summary.tsv"]
-
-if EVAL.get("tss") and not generated(EVAL["tss"]) and not os.path.isfile(EVAL["tss"]):
-    fail(f"{EVAL['tss']}: evaluate.tss file not found; fix the path or set it to null")
-for _track in PLOTS_CONFIG.get("tracks") or []:
-    if _track not in TRACKS:
-        fail(
-            f"{CONFIG_NAME}: plots.tracks names {_track}, not in {config['targets']}; "
-            "use its identifiers"
-        )
 
 
 wildcard_constraints:
@@ -37,7 +26,7 @@ rule evaluate:
             eval_set(DATA["folds"], wc.evalset)[0]
         ),
         fai="results/data/genome.fa.fai",
-        tss=optional(EVAL.get("tss")),
+        tss=optional(EVAL["tss"]),
     output:
         acc=report(
             "results/eval/{evalset}/acc.tsv",
@@ -49,33 +38,33 @@ rule evaluate:
         examples="results/eval/{evalset}/examples.h5",
         predictions=optional(
             "results/eval/{evalset}/predictions.h5"
-            if EVAL.get("save_predictions")
+            if EVAL["save_predictions"]
             else None
         ),
     params:
         split=lambda wc: eval_set(DATA["folds"], wc.evalset)[0],
         options={
-            "rc": EVAL.get("rc", True),
-            "shifts": EVAL.get("shifts", [-1, 0, 1]),
-            "batch_size": EVAL.get("batch_size", 8),
-            "peaks": EVAL.get("peaks", False),
-            "tss_window": EVAL.get("tss_window", 1024),
-            "aliases": GENOME.get("chrom_aliases", {}),
-            "save_predictions": EVAL.get("save_predictions", False),
-            "max_values": EVAL.get("max_values", 20_000_000),
-            "sample_points": PLOTS_CONFIG.get("sample_points", 5000),
-            "loci": PLOTS_CONFIG.get("loci", []),
-            "n_loci": PLOTS_CONFIG.get("n_loci", 2),
+            "rc": EVAL["rc"],
+            "shifts": EVAL["shifts"],
+            "batch_size": EVAL["batch_size"],
+            "peaks": EVAL["peaks"],
+            "tss_window": EVAL["tss_window"],
+            "aliases": GENOME["chrom_aliases"],
+            "save_predictions": EVAL["save_predictions"],
+            "max_values": EVAL["max_values"],
+            "sample_points": PLOTS_CONFIG["sample_points"],
+            "loci": PLOTS_CONFIG["loci"],
+            "n_loci": PLOTS_CONFIG["n_loci"],
         },
     log:
         "results/logs/evaluate/{evalset}.log",
     benchmark:
         "results/benchmarks/evaluate/{evalset}.tsv"
-    threads: EVAL.get("threads", 4)
+    threads: EVAL["threads"]
     resources:
-        gpu=1 if EVAL.get("gpu", TRAIN.get("gpu", False)) else 0,
-        mem_mb=EVAL.get("mem_mb", 8000),
-        runtime=EVAL.get("runtime", 120),
+        gpu=1 if EVAL["gpu"] else 0,
+        mem_mb=EVAL["mem_mb"],
+        runtime=EVAL["runtime"],
     conda:
         "../envs/seqnn.yaml"
     script:

@@ -2,21 +2,12 @@
 # predict.shards jobs that each write results/predict/shards/{shard}.h5, then gathered into one
 # bigWig per track (and per track variance), region values, TSS summaries and embeddings.
 
-PREDICT = config.get("predict", {})
-PREDICT_GPU = PREDICT.get("gpu", TRAIN.get("gpu", False))
-PREDICT_SHARDS = PREDICT.get("shards", 4)
+PREDICT_GPU = PREDICT["gpu"]
+PREDICT_SHARDS = PREDICT["shards"]
 PREDICT_SHARD_FILES = expand("results/predict/shards/{shard}.h5", shard=range(PREDICT_SHARDS))
 PREDICT_VARIANCE = (
-    {"variance": "results/predict/variance/{track}.bw"} if PREDICT.get("variance") else {}
+    {"variance": "results/predict/variance/{track}.bw"} if PREDICT["variance"] else {}
 )
-
-if PREDICT.get("cross_fold") and not DATA["folds"]:
-    fail(
-        f"predict.cross_fold needs K-fold models; set data.folds >= 3 in {CONFIG_NAME} "
-        "or predict.cross_fold: false"
-    )
-if PREDICT.get("regions_h5") and not PREDICT.get("bed"):
-    fail(f"predict.regions_h5 needs the regions: set predict.bed in {CONFIG_NAME}")
 
 
 wildcard_constraints:
@@ -27,9 +18,9 @@ wildcard_constraints:
 PREDICT_OUTPUTS = (
     expand("results/predict/{track}.bw", track=TRACKS)
     + expand(list(PREDICT_VARIANCE.values()), track=TRACKS)
-    + (["results/predict/regions.h5"] if PREDICT.get("regions_h5") else [])
-    + (["results/predict/tss.tsv"] if PREDICT.get("tss_bed") else [])
-    + (["results/predict/embeddings.h5"] if PREDICT.get("embed_bed") else [])
+    + (["results/predict/regions.h5"] if PREDICT["regions_h5"] else [])
+    + (["results/predict/tss.tsv"] if PREDICT["tss_bed"] else [])
+    + (["results/predict/embeddings.h5"] if PREDICT["embed_bed"] else [])
 )
 
 
@@ -38,34 +29,34 @@ rule predict:
         models=model_outputs(),
         fasta=FASTA,
         fai="results/data/genome.fa.fai",
-        bed=optional(PREDICT.get("bed")),
-        contigs=optional(PREDICT.get("cross_fold") and "results/data/contigs.bed"),
+        bed=optional(PREDICT["bed"]),
+        contigs=optional(PREDICT["cross_fold"] and "results/data/contigs.bed"),
     output:
         "results/predict/shards/{shard}.h5",
     params:
         shards=PREDICT_SHARDS,
         seq_length=DATA["seq_length"],
-        aliases=GENOME.get("chrom_aliases", {}),
+        aliases=GENOME["chrom_aliases"],
         options={
-            "overlap": PREDICT.get("overlap"),
-            "stitch": PREDICT.get("stitch", "centre"),
-            "rc": PREDICT.get("rc", True),
-            "shifts": PREDICT.get("shifts", [0]),
-            "untransform": PREDICT.get("untransform", True),
-            "variance": PREDICT.get("variance", False),
-            "batch_size": PREDICT.get("batch_size", 32),
-            "head": PREDICT.get("head"),
-            "jit_compile": PREDICT.get("jit_compile", False),
+            "overlap": PREDICT["overlap"],
+            "stitch": PREDICT["stitch"],
+            "rc": PREDICT["rc"],
+            "shifts": PREDICT["shifts"],
+            "untransform": PREDICT["untransform"],
+            "variance": PREDICT["variance"],
+            "batch_size": PREDICT["batch_size"],
+            "head": PREDICT["head"],
+            "jit_compile": PREDICT["jit_compile"],
         },
     log:
         "results/logs/predict/shard{shard}.log",
     benchmark:
         "results/benchmarks/predict/shard{shard}.tsv"
-    threads: PREDICT.get("threads", 4)
+    threads: PREDICT["threads"]
     resources:
         gpu=1 if PREDICT_GPU else 0,
-        mem_mb=PREDICT.get("mem_mb", 8000),
-        runtime=PREDICT.get("runtime", 720),
+        mem_mb=PREDICT["mem_mb"],
+        runtime=PREDICT["runtime"],
     conda:
         "../envs/seqnn.yaml"
     script:
@@ -94,7 +85,7 @@ rule gather_bigwig:
 rule gather_regions:
     input:
         shards=PREDICT_SHARD_FILES,
-        bed=optional(PREDICT.get("bed")),
+        bed=optional(PREDICT["bed"]),
     output:
         "results/predict/regions.h5",
     log:
@@ -113,13 +104,13 @@ rule gather_regions:
 rule gather_tss:
     input:
         shards=PREDICT_SHARD_FILES,
-        bed=optional(PREDICT.get("tss_bed")),
+        bed=optional(PREDICT["tss_bed"]),
     output:
         report(
             "results/predict/tss.tsv", caption="../report/tss.rst", category="Predictions"
         ),
     params:
-        window=PREDICT.get("tss_window", 1000),
+        window=PREDICT["tss_window"],
     log:
         "results/logs/gather_tss.log",
     benchmark:
@@ -138,23 +129,23 @@ rule embed:
         model=model_outputs()[0],
         fasta=FASTA,
         fai="results/data/genome.fa.fai",
-        bed=optional(PREDICT.get("embed_bed")),
+        bed=optional(PREDICT["embed_bed"]),
     output:
         "results/predict/embeddings.h5",
     params:
-        layer=PREDICT.get("embed_layer"),
-        batch_size=PREDICT.get("batch_size", 32),
-        jit_compile=PREDICT.get("jit_compile", False),
-        aliases=GENOME.get("chrom_aliases", {}),
+        layer=PREDICT["embed_layer"],
+        batch_size=PREDICT["batch_size"],
+        jit_compile=PREDICT["jit_compile"],
+        aliases=GENOME["chrom_aliases"],
     log:
         "results/logs/embed.log",
     benchmark:
         "results/benchmarks/embed.tsv"
-    threads: PREDICT.get("threads", 4)
+    threads: PREDICT["threads"]
     resources:
         gpu=1 if PREDICT_GPU else 0,
-        mem_mb=PREDICT.get("mem_mb", 8000),
-        runtime=PREDICT.get("runtime", 720),
+        mem_mb=PREDICT["mem_mb"],
+        runtime=PREDICT["runtime"],
     conda:
         "../envs/seqnn.yaml"
     script:

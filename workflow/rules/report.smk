@@ -3,7 +3,7 @@
 # workflow/report/. Figures are PNG, and also svg / pdf by plots.formats.
 
 PLOT_NAMES = ["data", "training", "scatter", "r_distribution", "folds", "loci", "roc_pr"]
-PLOT_FORMATS = ["png"] + [f for f in PLOTS_CONFIG.get("formats", ["png"]) if f != "png"]
+PLOT_FORMATS = ["png"] + [f for f in PLOTS_CONFIG["formats"] if f != "png"]
 REPORT_OUTPUTS = [
     *expand("results/plots/{name}.{fmt}", name=PLOT_NAMES, fmt=PLOT_FORMATS),
     "results/plots/summary.html",
@@ -68,9 +68,9 @@ rule plots:
     params:
         folds=[f"f{fold}" for fold in MODEL_FOLDS],
         formats=PLOT_FORMATS,
-        tracks=PLOTS_CONFIG.get("tracks"),
-        n_loci=PLOTS_CONFIG.get("n_loci", 2),
-        dpi=PLOTS_CONFIG.get("dpi", 150),
+        tracks=PLOTS_CONFIG["tracks"],
+        n_loci=PLOTS_CONFIG["n_loci"],
+        dpi=PLOTS_CONFIG["dpi"],
     log:
         "results/logs/plots.log",
     benchmark:

@@ -29,22 +29,22 @@ rule train:
         ),
         splits=lambda wc: vars(fold_splits(DATA["folds"], int(wc.fold))),
         options={
-            "head": TRAIN.get("head"),
-            "epochs": TRAIN.get("epochs"),
-            "seed": TRAIN.get("seed", 0),
-            "mixed_precision": TRAIN.get("mixed_precision"),
-            "jit_compile": TRAIN.get("jit_compile", False),
-            "gpu": TRAIN.get("gpu", False),
+            "head": TRAIN["head"],
+            "epochs": TRAIN["epochs"],
+            "seed": TRAIN["seed"],
+            "mixed_precision": TRAIN["mixed_precision"],
+            "jit_compile": TRAIN["jit_compile"],
+            "gpu": TRAIN["gpu"],
         },
     log:
         "results/logs/train/f{fold}.log",
     benchmark:
         "results/benchmarks/train/f{fold}.tsv"
-    threads: TRAIN.get("threads", 8)
+    threads: TRAIN["threads"]
     resources:
-        gpu=1 if TRAIN.get("gpu", False) else 0,
-        mem_mb=TRAIN.get("mem_mb", 16000),
-        runtime=TRAIN.get("runtime", 1440),
+        gpu=1 if TRAIN["gpu"] else 0,
+        mem_mb=TRAIN["mem_mb"],
+        runtime=TRAIN["runtime"],
     conda:
         "../envs/seqnn.yaml"
     script:
