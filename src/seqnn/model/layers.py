@@ -37,7 +37,8 @@ def gelu(x):
 
 @register
 class Activate(keras.layers.Layer):
-    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville."""
+    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville;
+    `gelu_sigmoid` is `x sigmoid(1.702 x)` (Basenji, enformer-pytorch)."""
 
     def __init__(self, activation="relu", **kwargs):
         super().__init__(**kwargs)
@@ -50,6 +51,8 @@ class Activate(keras.layers.Layer):
             return ops.relu(x)
         if self.activation == "gelu":
             return gelu(x)
+        if self.activation == "gelu_sigmoid":
+            return x * ops.sigmoid(1.702 * x)
         if self.activation == "sigmoid":
             return ops.sigmoid(x)
         if self.activation == "tanh":
@@ -89,8 +92,9 @@ class Scale(keras.layers.Layer):
 class SoftmaxPool1D(keras.layers.Layer):
     """Attention pooling (Enformer): softmax-weighted sum over each window of `pool_size`.
 
-    A gain of 2 starts close to max pooling, 0 is average pooling. The length must be a
-    multiple of `pool_size`.
+    A gain of 2 starts close to max pooling, 0 is average pooling. A length that is not a
+    multiple of `pool_size` is padded at the end with positions whose logits are masked out
+    (enformer-pytorch's AttentionPool): the last window pools the positions it has.
     """
 
     def __init__(self, pool_size=2, per_channel=False, init_gain=2.0, **kwargs):
@@ -110,13 +114,19 @@ class SoftmaxPool1D(keras.layers.Layer):
 
     def call(self, x):
         length, channels = x.shape[1], x.shape[2]
-        x = ops.reshape(x, (-1, length // self.pool_size, self.pool_size, channels))
-        weights = ops.softmax(self.logits(x), axis=-2)
-        return ops.sum(x * weights, axis=-2)
+        pad = -length % self.pool_size
+        if pad:
+            x = ops.pad(x, ((0, 0), (0, pad), (0, 0)))
+        x = ops.reshape(x, (-1, (length + pad) // self.pool_size, self.pool_size, channels))
+        logits = self.logits(x)
+        if pad:
+            padded = np.arange(length + pad).reshape(1, -1, self.pool_size, 1) >= length
+            logits = ops.where(padded, np.finfo("float32").min, logits)
+        return ops.sum(x * ops.softmax(logits, axis=-2), axis=-2)
 
     def compute_output_shape(self, input_shape):
         batch, length, channels = input_shape
-        return (batch, length // self.pool_size, channels)
+        return (batch, -(-length // self.pool_size), channels)
 
     def get_config(self):
         return {
@@ -327,20 +337,54 @@ class SqueezeExcite(keras.layers.Layer):
         }
 
 
-def normalization(norm_type, bn_momentum=0.99, gamma=None):
+def normalization(norm_type, bn_momentum=0.99, gamma=None, epsilon=1e-3):
     """A fresh normalisation layer for `norm_type` (batch, batch-sync, layer) or None."""
     gamma = gamma or "ones"
     if norm_type in ("batch", "batch-sync"):
         return keras.layers.BatchNormalization(
-            momentum=bn_momentum, gamma_initializer=gamma, synchronized=norm_type == "batch-sync"
+            momentum=bn_momentum, epsilon=epsilon, gamma_initializer=gamma,
+            synchronized=norm_type == "batch-sync",
         )
     if norm_type == "layer":
-        return keras.layers.LayerNormalization(gamma_initializer=gamma)
+        return keras.layers.LayerNormalization(epsilon=epsilon, gamma_initializer=gamma)
     return None
 
 
+POSITION_BASES = ("central_mask", "enformer", "enformer_tf")
+
+
+def enformer_position_features(length, num_features, gamma_over="features"):
+    """Enformer's relative position basis, `[2 * length - 1, num_features]` float32 (numpy).
+
+    A sixth of the features each: exponential decays (half-lives 2^3 .. `length`), central
+    masks (windows of width 2^k - 1) and gamma densities (means `length / n` .. `length`),
+    then the same times the sign of the distance. Each gamma density is normalised by its
+    maximum over the features at each distance (`gamma_over="features"`, enformer-pytorch) or
+    over the distances (`"distances"`, the TensorFlow Enformer: the port's `use_tf_gamma`).
+    Evaluated in float32 in the port's order of operations.
+    """
+    if num_features % 6:
+        raise ValueError(f"enformer position basis: {num_features} features is not a multiple of 6")
+    n, f32 = num_features // 6, np.float32
+    distance = np.abs(np.arange(-length + 1, length, dtype=f32))[:, None]
+    half_life = np.power(f32(2), np.linspace(3, math.log(length) / math.log(2.0), n, dtype=f32))
+    exponential = np.exp(f32(-math.log(2)) / half_life * distance)
+    central = (np.power(f32(2), np.arange(1, n + 1, dtype=f32)) - 1 > distance).astype(f32)
+    stddev = length / (2 * n)
+    mean = np.linspace(length / n, length, n, dtype=f32)
+    concentration, rate = (mean / f32(stddev)) ** 2, mean / f32(stddev**2)
+    log_norm = np.array([math.lgamma(c) for c in concentration], f32) - concentration * np.log(rate)
+    with np.errstate(divide="ignore"):  # log(0): the density is 0 at distance 0
+        log_density = (concentration - 1) * np.log(distance) - rate * distance
+    gamma = np.exp(log_density - log_norm) + f32(1e-8)
+    gamma /= gamma.max(axis=1 if gamma_over == "features" else 0, keepdims=True)
+    basis = np.concatenate([exponential, central, gamma], axis=-1)
+    sign = np.sign(np.arange(-length + 1, length, dtype=f32))[:, None]
+    return np.concatenate([basis, sign * basis], axis=-1)
+
+
 def positional_features(length, num_features):
-    """Enformer's central-mask relative position basis: `[2 * length - 1, num_features]`.
+    """Baskerville's central-mask relative position basis: `[2 * length - 1, num_features]`.
 
     Half the features are symmetric windows of exponentially growing width around distance 0;
     the other half are the same windows times the sign of the distance.
@@ -396,6 +440,9 @@ class MultiheadAttention(keras.layers.Layer):
     basis of each relative distance. Query, key, value and positional projections have no bias;
     the output projection starts at zero so each block starts as the identity. Queries are
     attended `query_chunk` at a time (None: all at once); the result does not depend on it.
+    `position_basis` is `central_mask` (baskerville's `positional_features`) or Enformer's
+    three bases (`enformer_position_features`: `enformer` as enformer-pytorch, `enformer_tf`
+    with TensorFlow Enformer's gamma normalisation).
     """
 
     def __init__(
@@ -411,9 +458,14 @@ class MultiheadAttention(keras.layers.Layer):
         l2_scale=0.0,
         seed=None,
         query_chunk=QUERY_CHUNK,
+        position_basis="central_mask",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if position_basis not in POSITION_BASES:
+            raise ValueError(f"position_basis must be one of {POSITION_BASES}, got "
+                             f"{position_basis!r}")
+        self.position_basis = position_basis
         self.query_chunk = query_chunk
         self.value_size = value_size
         self.key_size = key_size
@@ -469,7 +521,7 @@ class MultiheadAttention(keras.layers.Layer):
         v = self._split_heads(self.v_layer(x))
         r_k = None
         if self.num_position_features:
-            positions = positional_features(length, self.num_position_features)
+            positions = self._position_features(length)
             positions = self._dropout(positions, self.position_dropout, training)
             r_k = self._split_heads(self.r_k_layer(positions[None]))
         chunk = self.query_chunk or length
@@ -479,6 +531,14 @@ class MultiheadAttention(keras.layers.Layer):
         ], axis=2)
         out = ops.transpose(out, (0, 2, 1, 3))
         return self.embedding_layer(ops.reshape(out, (-1, length, self.value_size * self.heads)))
+
+    def _position_features(self, length):
+        if self.position_basis == "central_mask":
+            return positional_features(length, self.num_position_features)
+        over = "features" if self.position_basis == "enformer" else "distances"
+        return ops.convert_to_tensor(
+            enformer_position_features(length, self.num_position_features, over)
+        )
 
     def _attend(self, q, k, v, r_k, start, rows, training):
         """Attention of queries `start .. start + rows - 1` to every key: `[B, H, rows, value]`.
@@ -525,6 +585,7 @@ class MultiheadAttention(keras.layers.Layer):
             "l2_scale": self.l2_scale,
             "seed": self.seed,
             "query_chunk": self.query_chunk,
+            "position_basis": self.position_basis,
         }
 
 
