@@ -114,8 +114,10 @@ def test_scale_keys_reach_the_blocks():
     assert params["preset"] == {
         "name": "enformer",
         "size": "micro",
-        "scale": {"width": 64, "depth": 2, "pool_type": "attention", "seq_length": 2048,
-                  "pool_width": 16, "crop_bp": 0, "tracks": 4},
+        "scale": {"width": 64, "depth": 2, "pool_type": "attention", "heads": 8,
+                  "key_size": 8, "divisible_by": 8, "dropout": 0.4, "attention_dropout": 0.05,
+                  "position_dropout": 0.01, "position_basis": "central_mask",
+                  "seq_length": 2048, "pool_width": 16, "crop_bp": 0, "tracks": 4},
     }
     # config.yaml's mapping form is the same call
     mapping = {"preset": "enformer", "size": "micro", "width": 64, "depth": 2}

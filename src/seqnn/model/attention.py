@@ -6,13 +6,47 @@ Registered for `.keras` round-trips, written with `keras.ops`; inputs `[batch, l
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 register = keras.saving.register_keras_serializable(package="seqnn")
 
 
+POSITION_BASES = ("central_mask", "enformer", "enformer_tf")
+
+
+def enformer_position_features(length, num_features, gamma_over="features"):
+    """Enformer's relative position basis, `[2 * length - 1, num_features]` float32 (numpy).
+
+    A sixth of the features each: exponential decays (half-lives 2^3 .. `length`), central
+    masks (windows of width 2^k - 1) and gamma densities (means `length / n` .. `length`),
+    then the same times the sign of the distance. Each gamma density is normalised by its
+    maximum over the features at each distance (`gamma_over="features"`, enformer-pytorch) or
+    over the distances (`"distances"`, the TensorFlow Enformer: the port's `use_tf_gamma`).
+    Evaluated in float32 in the port's order of operations.
+    """
+    if num_features % 6:
+        raise ValueError(f"enformer position basis: {num_features} features is not a multiple of 6")
+    n, f32 = num_features // 6, np.float32
+    distance = np.abs(np.arange(-length + 1, length, dtype=f32))[:, None]
+    half_life = np.power(f32(2), np.linspace(3, math.log(length) / math.log(2.0), n, dtype=f32))
+    exponential = np.exp(f32(-math.log(2)) / half_life * distance)
+    central = (np.power(f32(2), np.arange(1, n + 1, dtype=f32)) - 1 > distance).astype(f32)
+    stddev = length / (2 * n)
+    mean = np.linspace(length / n, length, n, dtype=f32)
+    concentration, rate = (mean / f32(stddev)) ** 2, mean / f32(stddev**2)
+    log_norm = np.array([math.lgamma(c) for c in concentration], f32) - concentration * np.log(rate)
+    with np.errstate(divide="ignore"):  # log(0): the density is 0 at distance 0
+        log_density = (concentration - 1) * np.log(distance) - rate * distance
+    gamma = np.exp(log_density - log_norm) + f32(1e-8)
+    gamma /= gamma.max(axis=1 if gamma_over == "features" else 0, keepdims=True)
+    basis = np.concatenate([exponential, central, gamma], axis=-1)
+    sign = np.sign(np.arange(-length + 1, length, dtype=f32))[:, None]
+    return np.concatenate([basis, sign * basis], axis=-1)
+
+
 def positional_features(length, num_features):
-    """Enformer's central-mask relative position basis: `[2 * length - 1, num_features]`.
+    """Baskerville's central-mask relative position basis: `[2 * length - 1, num_features]`.
 
     Half the features are symmetric windows of exponentially growing width around distance 0;
     the other half are the same windows times the sign of the distance.
@@ -44,8 +78,6 @@ def relative_shift(x, keep=None):
 
 
 QUERY_CHUNK = 128  # queries per attention block (64-128 fastest of 32-256 on CPU at 1,024)
-
-
 DROPOUT_BITS = 15  # attention-weight dropout: two 15-bit uniforms from each random int32
 
 
@@ -70,6 +102,9 @@ class MultiheadAttention(keras.layers.Layer):
     basis of each relative distance. Query, key, value and positional projections have no bias;
     the output projection starts at zero so each block starts as the identity. Queries are
     attended `query_chunk` at a time (None: all at once); the result does not depend on it.
+    `position_basis` is `central_mask` (baskerville's `positional_features`) or Enformer's
+    three bases (`enformer_position_features`: `enformer` as enformer-pytorch, `enformer_tf`
+    with TensorFlow Enformer's gamma normalisation).
     """
 
     def __init__(
@@ -85,9 +120,14 @@ class MultiheadAttention(keras.layers.Layer):
         l2_scale=0.0,
         seed=None,
         query_chunk=QUERY_CHUNK,
+        position_basis="central_mask",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if position_basis not in POSITION_BASES:
+            raise ValueError(f"position_basis must be one of {POSITION_BASES}, got "
+                             f"{position_basis!r}")
+        self.position_basis = position_basis
         self.query_chunk = query_chunk
         self.value_size = value_size
         self.key_size = key_size
@@ -143,7 +183,7 @@ class MultiheadAttention(keras.layers.Layer):
         v = self._split_heads(self.v_layer(x))
         r_k = None
         if self.num_position_features:
-            positions = positional_features(length, self.num_position_features)
+            positions = self._position_features(length)
             positions = self._dropout(positions, self.position_dropout, training)
             r_k = self._split_heads(self.r_k_layer(positions[None]))
         chunk = self.query_chunk or length
@@ -153,6 +193,14 @@ class MultiheadAttention(keras.layers.Layer):
         ], axis=2)
         out = ops.transpose(out, (0, 2, 1, 3))
         return self.embedding_layer(ops.reshape(out, (-1, length, self.value_size * self.heads)))
+
+    def _position_features(self, length):
+        if self.position_basis == "central_mask":
+            return positional_features(length, self.num_position_features)
+        over = "features" if self.position_basis == "enformer" else "distances"
+        return ops.convert_to_tensor(
+            enformer_position_features(length, self.num_position_features, over)
+        )
 
     def _attend(self, q, k, v, r_k, start, rows, training):
         """Attention of queries `start .. start + rows - 1` to every key: `[B, H, rows, value]`.
@@ -199,4 +247,5 @@ class MultiheadAttention(keras.layers.Layer):
             "l2_scale": self.l2_scale,
             "seed": self.seed,
             "query_chunk": self.query_chunk,
+            "position_basis": self.position_basis,
         }

@@ -26,8 +26,8 @@ def _act(x, activation):
     return layers.Activate(activation)(x)
 
 
-def _norm(x, norm_type, bn_momentum, gamma=None):
-    layer = layers.normalization(norm_type, bn_momentum, gamma)
+def _norm(x, norm_type, bn_momentum, gamma=None, epsilon=1e-3):
+    layer = layers.normalization(norm_type, bn_momentum, gamma, epsilon)
     return x if layer is None else layer(x)
 
 
@@ -80,7 +80,7 @@ def _pool(x, pool_size, pool_type, padding):
     if pool_size <= 1:
         return x
     if pool_type in ("softmax", "attention"):
-        if x.shape[1] % pool_size:
+        if padding == "valid" and x.shape[1] % pool_size:
             raise SeqnnError(
                 f"{pool_type} pooling: length {x.shape[1]} is not a multiple of {pool_size}"
             )
@@ -121,7 +121,7 @@ def conv_block(x, p, reprs):
         dilation_rate=p["dilation_rate"],
         use_bias=p["norm_type"] is None,
     )
-    x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"])
+    x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"], p["norm_epsilon"])
     x = _dropout(x, p["dropout"])
     if p["residual"]:
         x = _add(x0, x)
@@ -131,7 +131,7 @@ def conv_block(x, p, reprs):
 
 def conv_nac(x, p, reprs):
     x0 = x
-    x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"])
+    x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"], p["norm_epsilon"])
     x = _act(x, p["activation"])
     x = _conv(
         x,
@@ -175,7 +175,7 @@ def conv_dna(x, p, reprs):
         )
         x = _residual_add(x, conv_nac(x, branch, reprs), p)
     else:
-        x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"])
+        x = _norm(x, p["norm_type"], p["bn_momentum"], p["norm_gamma"], p["norm_epsilon"])
         x = _act(x, p["activation"])
     x = _dropout(x, p["dropout"])
     return _pool(x, p["pool_size"], p["pool_type"], p["padding"])
@@ -253,21 +253,31 @@ def _transformer(x, p):
         raise SeqnnError(
             f"transformer_tower: heads={p['heads']} must divide the {channels} input channels"
         )
-    h = keras.layers.LayerNormalization()(x)
+    features = p["num_position_features"]
+    if features is None:
+        features = channels // p["heads"] // 2 * 2
+    if p["position_basis"] != "central_mask" and features % 6:
+        raise SeqnnError(
+            f"transformer_tower: position_basis {p['position_basis']} needs a multiple of 6 "
+            f"position features, not {features} (channels / heads); set num_position_features "
+            "or use position_basis central_mask"
+        )
+    h = keras.layers.LayerNormalization(epsilon=p["norm_epsilon"])(x)
     h = attention.MultiheadAttention(
         value_size=channels // p["heads"],
         key_size=p["key_size"],
         heads=p["heads"],
-        num_position_features=p["num_position_features"],
+        num_position_features=features,
         attention_dropout=p["attention_dropout"],
         position_dropout=p["position_dropout"],
         content_position_bias=p["content_position_bias"],
         initializer=p["mha_initializer"],
         l2_scale=p["mha_l2_scale"],
+        position_basis=p["position_basis"],
     )(h)
     x = _add(x, _dropout(h, p["dropout"]))
     if p["dense_expansion"]:
-        h = keras.layers.LayerNormalization()(x)
+        h = keras.layers.LayerNormalization(epsilon=p["norm_epsilon"])(x)
         h = _dropout(_dense(h, int(p["dense_expansion"] * channels), p), p["dropout"])
         h = _act(h, "relu")
         h = _dropout(_dense(h, channels, p), p["dropout"])

@@ -23,7 +23,7 @@ def conv_length(length, kernel_size, stride, dilation_rate, padding):
 def pool_length(length, pool_size, pool_type, padding):
     if pool_size <= 1:
         return length
-    if pool_type in ("softmax", "attention") or padding == "valid":
+    if padding == "valid":
         return length // pool_size
     return -(-length // pool_size)
 

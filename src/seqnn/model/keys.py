@@ -2,7 +2,7 @@
 
 REQUIRED = "<required>"
 
-ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh", "exp", "softplus", "linear")
+ACTIVATIONS = ("relu", "gelu", "gelu_sigmoid", "sigmoid", "tanh", "exp", "softplus", "linear")
 
 CHOICES = {
     "activation": (None, *ACTIVATIONS),
@@ -11,6 +11,7 @@ CHOICES = {
     "norm_type": (None, "batch", "batch-sync", "layer"),
     "conv_type": ("standard", "separable"),
     "pool_type": ("max", "avg", "softmax", "attention"),
+    "position_basis": ("central_mask", "enformer", "enformer_tf"),
 }
 
 ADAPTIVE_POOLS = ("avg", "max")
@@ -43,9 +44,11 @@ KEY_DOCS = {
     "residual": "add the block's input to its output (channels must match)",
     "pool_size": "max-pool width after the block (1: none)",
     "pool_type": "`max`, `avg`, `softmax` (one attention logit, baskerville) or `attention` "
-    "(a logit per channel, Enformer); softmax and attention need the length to divide",
+    "(a logit per channel, Enformer); softmax and attention pool a ragged end as its own window "
+    "with padding `same` and need the length to divide with `valid`",
     "norm_type": "normalisation: batch, batch-sync, layer or null (legacy `batch_norm: true`)",
     "bn_momentum": "batch-norm moving-average momentum",
+    "norm_epsilon": "normalisation epsilon (Keras: 0.001, PyTorch: 1e-5)",
     "norm_gamma": "initial normalisation gamma, e.g. `zeros` (alias `bn_gamma`; null: ones)",
     "kernel_initializer": "Keras kernel initializer",
     "padding": "`same` or `valid`, for pooling (and the convolution in conv_nac)",
@@ -66,6 +69,9 @@ KEY_DOCS = {
     "attention_dropout": "dropout on attention weights",
     "position_dropout": "dropout on the positional basis",
     "content_position_bias": "positional logits depend on the query (Enformer)",
+    "position_basis": "relative position features: `central_mask` (baskerville), `enformer` "
+    "(exponential, central mask and gamma, as enformer-pytorch) or `enformer_tf` (gamma "
+    "normalised as TensorFlow Enformer: the port's `use_tf_gamma`)",
     "mha_l2_scale": "L2 penalty on attention projections",
     "mha_initializer": "initializer of attention projections",
     "upsample_conv": "project the upsampled input with a dense layer too",

@@ -37,7 +37,8 @@ def gelu(x):
 
 @register
 class Activate(keras.layers.Layer):
-    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville."""
+    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville;
+    `gelu_sigmoid` is `x sigmoid(1.702 x)` (Basenji, enformer-pytorch)."""
 
     def __init__(self, activation="relu", **kwargs):
         super().__init__(**kwargs)
@@ -50,6 +51,8 @@ class Activate(keras.layers.Layer):
             return ops.relu(x)
         if self.activation == "gelu":
             return gelu(x)
+        if self.activation == "gelu_sigmoid":
+            return x * ops.sigmoid(1.702 * x)
         if self.activation == "sigmoid":
             return ops.sigmoid(x)
         if self.activation == "tanh":
@@ -89,8 +92,9 @@ class Scale(keras.layers.Layer):
 class SoftmaxPool1D(keras.layers.Layer):
     """Attention pooling (Enformer): softmax-weighted sum over each window of `pool_size`.
 
-    A gain of 2 starts close to max pooling, 0 is average pooling. The length must be a
-    multiple of `pool_size`.
+    A gain of 2 starts close to max pooling, 0 is average pooling. A length that is not a
+    multiple of `pool_size` is padded at the end with positions whose logits are masked out
+    (enformer-pytorch's AttentionPool): the last window pools the positions it has.
     """
 
     def __init__(self, pool_size=2, per_channel=False, init_gain=2.0, **kwargs):
@@ -110,13 +114,19 @@ class SoftmaxPool1D(keras.layers.Layer):
 
     def call(self, x):
         length, channels = x.shape[1], x.shape[2]
-        x = ops.reshape(x, (-1, length // self.pool_size, self.pool_size, channels))
-        weights = ops.softmax(self.logits(x), axis=-2)
-        return ops.sum(x * weights, axis=-2)
+        pad = -length % self.pool_size
+        if pad:
+            x = ops.pad(x, ((0, 0), (0, pad), (0, 0)))
+        x = ops.reshape(x, (-1, (length + pad) // self.pool_size, self.pool_size, channels))
+        logits = self.logits(x)
+        if pad:
+            padded = np.arange(length + pad).reshape(1, -1, self.pool_size, 1) >= length
+            logits = ops.where(padded, np.finfo("float32").min, logits)
+        return ops.sum(x * ops.softmax(logits, axis=-2), axis=-2)
 
     def compute_output_shape(self, input_shape):
         batch, length, channels = input_shape
-        return (batch, length // self.pool_size, channels)
+        return (batch, -(-length // self.pool_size), channels)
 
     def get_config(self):
         return {
@@ -251,15 +261,16 @@ class SqueezeExcite(keras.layers.Layer):
         }
 
 
-def normalization(norm_type, bn_momentum=0.99, gamma=None):
+def normalization(norm_type, bn_momentum=0.99, gamma=None, epsilon=1e-3):
     """A fresh normalisation layer for `norm_type` (batch, batch-sync, layer) or None."""
     gamma = gamma or "ones"
     if norm_type in ("batch", "batch-sync"):
         return keras.layers.BatchNormalization(
-            momentum=bn_momentum, gamma_initializer=gamma, synchronized=norm_type == "batch-sync"
+            momentum=bn_momentum, epsilon=epsilon, gamma_initializer=gamma,
+            synchronized=norm_type == "batch-sync",
         )
     if norm_type == "layer":
-        return keras.layers.LayerNormalization(gamma_initializer=gamma)
+        return keras.layers.LayerNormalization(epsilon=epsilon, gamma_initializer=gamma)
     return None
 
 

@@ -201,12 +201,14 @@ def resolve_model(model, *, size=None, data=None, **scale) -> dict:
                 )
             values[key] = data[data_key]
     values.update(scale)
+    where = f"preset {path.stem}"
+    for key, value in values.items():  # a scale default may be an expression of earlier keys
+        values[key] = _substitute(value, values, f"{where}: scale.{key}")
     names = dict(values)
     if {"seq_length", "crop_bp", "pool_width"} <= names.keys():
         names["target_length"] = (
             values["seq_length"] - 2 * values["crop_bp"]
         ) // values["pool_width"]
-    where = f"preset {path.stem}"
     body = dict(params["model"])
     if isinstance(values.get("tracks"), dict):
         head = body.pop("head")

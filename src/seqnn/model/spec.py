@@ -84,6 +84,7 @@ _CONV = {
     "pool_type": "max",
     "norm_type": None,
     "bn_momentum": 0.99,
+    "norm_epsilon": 0.001,
     "norm_gamma": None,
     "kernel_initializer": "he_normal",
     "padding": "same",
@@ -153,8 +154,10 @@ TRANSFORMER_TOWER = {
     "attention_dropout": 0.05,
     "position_dropout": 0.01,
     "content_position_bias": True,
+    "position_basis": "central_mask",
     "mha_l2_scale": 0.0,
     "mha_initializer": "he_normal",
+    "norm_epsilon": 0.001,
     "l2_scale": 0.0,
     "kernel_initializer": "he_normal",
 }
