@@ -47,12 +47,13 @@ def _check_strand_pair(pair, tracks, head):
 
 
 
-def build_model(params: dict, strand_pair=None):
+def build_model(params: dict, strand_pair=None, trunk: bool = False):
     """Build the Keras model described by `params` (whole params or the `model` block).
 
     `strand_pair` lists, for each output track, the index of its opposite-strand track (its own
     index when unstranded); with several heads give one list per head. It is used to swap
-    stranded tracks when `augment_rc` reverse-complements a training sequence.
+    stranded tracks when `augment_rc` reverse-complements a training sequence. With `trunk`,
+    the model ends at the trunk output (after the model-level activation) and builds no head.
     """
 
     spec = parse_params(params)
@@ -70,11 +71,13 @@ def build_model(params: dict, strand_pair=None):
         reprs.append(x)
     if spec.activation != "linear":
         x = layers.Activate(spec.activation)(x)
-    trunk = x
+    if trunk:
+        return keras.Model(sequence, x, name="seqnn_trunk")
+    trunk_output = x
 
     outputs = []
     for (head, blocks), pair in zip(spec.heads.items(), pairs):
-        x = trunk
+        x = trunk_output
         for name, p in blocks:
             x = BUILDERS[name](x, p, reprs)
         if pair is not None:

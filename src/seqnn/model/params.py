@@ -124,11 +124,12 @@ def parse_params(params: dict) -> Spec:
 
 
 
-def _geometry(params):
-    """Output bins of the first head and their receptive field `(size, jump)` in bp."""
+def _geometry(params, trunk=False):
+    """Output bins of the first head (or of the trunk) and their receptive field `(size, jump)`
+    in bp."""
     spec = parse_params(params)
     length, field = spec.seq_length, (1, 1)
-    for name, p in spec.trunk + next(iter(spec.heads.values())):
+    for name, p in spec.trunk + ([] if trunk else next(iter(spec.heads.values()))):
         field = BLOCKS[name].receptive(field, p, length)
         length = BLOCKS[name].length(length, p)
     if length < 1:
