@@ -133,6 +133,22 @@ def _parser() -> argparse.ArgumentParser:
         "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
         "models, --rc and --shifts; skipped variants are counted (see seqnn.apply.variants).")
     _inputs(variants, "VCF (plain or bgzipped)")
+
+    imp = sub.add_parser(
+        "import", help="import published weights (Basenji/baskerville .h5, Enformer) as .keras",
+        description="Build the model of --params with seqnn's own blocks, copy the published "
+        "weights in and write one .keras file that carries the params, the track sheet and the "
+        "geometry, so predict, evaluate, interpret and variants take it like a trained model "
+        "(see seqnn.pretrained).")
+    imp.add_argument("--weights", required=True,
+                     help="a Basenji/baskerville SeqNN.save .h5 (full model or trunk), or an "
+                     "Enformer directory (config.json + weights)")
+    imp.add_argument("--params", help="the params JSON the .h5 was trained with")
+    imp.add_argument("--targets", help="the head's targets.txt (default: tracks t0..tN-1)")
+    imp.add_argument("--head", type=int,
+                     help="which head of the params the file's head is (default 0)")
+    imp.add_argument("--format", help="baskerville or enformer (default: from --weights)")
+    imp.add_argument("-o", "--output", required=True, help="the .keras file to write")
     return parser
 
 
@@ -286,6 +302,13 @@ def _variants(args) -> None:
         batch_size=args.batch_size, head=args.head, threads=args.threads)))
 
 
+def _import(args) -> None:
+    from seqnn.pretrained import import_model
+
+    print(json.dumps(import_model(args.weights, args.output, params=args.params,
+                                  targets=args.targets, head=args.head, format=args.format)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
@@ -308,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             _interpret(args)
         elif args.command == "variants":
             _variants(args)
+        elif args.command == "import":
+            _import(args)
         else:
             _doctor(args, log)
     return 0

@@ -193,7 +193,13 @@ def match(theirs: list[Layer], ours: list[Layer]) -> list:
                     f"{len(model_side)} ({what})",
                 ))
     if misfits:
-        raise min(misfits, key=lambda m: m.position)
+        first = min(misfits, key=lambda m: m.position)
+        counts = [f"{len(f)} {kind} layers where the params build {len(m)}"
+                  for kind, (f, m) in kinds.items() if len(f) != len(m)]
+        if counts and not first.detail.startswith("the file has"):
+            more = ", ..." if len(counts) > 3 else ""
+            first.detail += f" (the file has {', '.join(counts[:3])}{more})"
+        raise first
     return pairs
 
 
@@ -209,9 +215,10 @@ def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
         listed = ", ".join(f"{i} ({n})" for i, n in enumerate(names))
         raise SeqnnError(f"{where}: no head {head}; its heads are {listed}; pick one with --head")
     name = names[head]
+    kept = body.get(name, heads[name])  # as written; a head of a list of heads as its blocks
     for key in [k for k in body if k.startswith("head")]:
         del body[key]
-    body[name if name.startswith("head_") else "head"] = heads[name]
+    body[name if name in heads and name.startswith("head_") else "head"] = kept
     return params, name
 
 
