@@ -16,8 +16,9 @@ from conftest import write_tiny_sheet
 from helpers import REPO
 
 import seqnn
-from seqnn import SeqnnError, cli, pretrained
-from seqnn.model import load_model as load_with_meta
+from seqnn import SeqnnError, cli
+from seqnn.model import pretrained
+from seqnn.model.build import load_model as load_with_meta
 
 PRETRAINED = REPO.parent / "shared" / "data" / "pretrained"
 pytestmark = pytest.mark.skipif(not PRETRAINED.is_dir(),

@@ -21,9 +21,9 @@ class SeqnnError(Exception):
 def load_model(path):
     """The Keras model of a seqnn `.keras` file (trained, or written by `seqnn import`).
 
-    TensorFlow is imported on the first call only; `seqnn.model.load_model` also returns the
+    TensorFlow is imported on the first call only; `seqnn.model.build.load_model` also returns the
     params, track sheet and statistics the file carries.
     """
-    from seqnn.model import load_model as load
+    from seqnn.model.build import load_model as load
 
     return load(path)[0]

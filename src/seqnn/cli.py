@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Build the model of --params with seqnn's own blocks, copy the published "
         "weights in and write one .keras file that carries the params, the track sheet and the "
         "geometry, so predict, evaluate, interpret and variants take it like a trained model "
-        "(see seqnn.pretrained).")
+        "(see seqnn.model.pretrained).")
     imp.add_argument("--weights", required=True,
                      help="a Basenji/baskerville SeqNN.save .h5 (full model or trunk), or an "
                      "Enformer directory (config.json + weights)")
@@ -303,7 +303,7 @@ def _variants(args) -> None:
 
 
 def _import(args) -> None:
-    from seqnn.pretrained import import_model
+    from seqnn.model.pretrained import import_model
 
     print(json.dumps(import_model(args.weights, args.output, params=args.params,
                                   targets=args.targets, head=args.head, format=args.format)))

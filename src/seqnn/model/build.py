@@ -90,18 +90,23 @@ def build_model(params: dict, strand_pair=None, trunk: bool = False):
 
 
 
-def model_summary(params: dict) -> dict:
-    """Output shape(s) and parameter counts of the model `params` builds.
+def unbuilt_model(params: dict, trunk: bool = False):
+    """The model `params` builds, its weights never initialised: shapes without values.
 
-    Its weights are never initialised (a Keras stateless scope defers them, then the deferred
-    list is restored), so a published-size model takes about a second and little memory.
+    A Keras stateless scope defers the weights, then the deferred list is restored, so a
+    published-size model takes about a second and little memory.
     """
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
-            model = build_model(params)
+            return build_model(params, trunk=trunk)
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def model_summary(params: dict) -> dict:
+    """Output shape(s) and parameter counts of the model `params` builds (`unbuilt_model`)."""
+    model = unbuilt_model(params)
     shapes = [tuple(o.shape) for o in model.outputs]
     return {
         "output_shape": shapes[0] if len(shapes) == 1 else shapes,

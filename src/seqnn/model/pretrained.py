@@ -20,10 +20,18 @@ import copy
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import keras
+
 from seqnn import SeqnnError
+from seqnn.data.targets import DEFAULTS, read_sheet
+from seqnn.model.build import build_model, save_model, unbuilt_model
+from seqnn.model.params import _geometry, _head_lists, model_params
+from seqnn.model.presets import load_params
 
 log = logging.getLogger("seqnn")
 
@@ -205,8 +213,6 @@ def match(theirs: list[Layer], ours: list[Layer]) -> list:
 
 def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
     """`params` with only head number `head` (heads in seqnn's natural order), and its name."""
-    from seqnn.model.params import _head_lists, model_params
-
     params = copy.deepcopy(params)
     body = model_params(params)
     heads = _head_lists(body)
@@ -224,18 +230,7 @@ def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
 
 def _shape_only(params, trunk):
     """Weighted layers of the model `params` builds, with shapes but no initialised weights."""
-    import keras
-    from keras.src.backend.common import global_state
-
-    from seqnn.model.build import build_model
-
-    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            model = build_model(params, trunk=trunk)
-            return model_layers(model), model.output_shape
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
+    return model_layers(unbuilt_model(params, trunk))
 
 
 def _fits(theirs, ours) -> _Misfit | None:
@@ -254,7 +249,7 @@ def _diagnose(weights, params_path, params, head, name, theirs, trunk_layers, fu
             if other == head:
                 continue
             other_params, other_name = _single_head_params(params, other, params_path)
-            if _fits(theirs, _shape_only(other_params, False)[0]) is None:
+            if _fits(theirs, _shape_only(other_params, False)) is None:
                 return SeqnnError(
                     f"{where} head {head} ({name}) but its head is head {other} ({other_name}) "
                     f"of the params; import it with --head {other}"
@@ -270,8 +265,6 @@ def _diagnose(weights, params_path, params, head, name, theirs, trunk_layers, fu
 
 
 def _head_names(params):
-    from seqnn.model.params import _head_lists, model_params
-
     return list(_head_lists(model_params(params)))
 
 
@@ -283,11 +276,6 @@ def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None
     `SeqNN.save(trunk=True)`, False for a full model, None to tell from the file. Returns
     `(model, params, is_trunk)`; the model is float32 and built by `seqnn.model.build_model`.
     """
-    import h5py
-
-    from seqnn.model.build import build_model
-    from seqnn.model.presets import load_params
-
     params_path = params if isinstance(params, str | os.PathLike) else "the params"
     params = load_params(params) if isinstance(params, str | os.PathLike) else params
     single, name = _single_head_params(params, head, params_path)
@@ -302,8 +290,8 @@ def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None
         ) from None
     with h5:
         theirs = read_layers(h5, weights)
-        trunk_layers = _shape_only(single, True)[0]
-        full_misfit = _fits(theirs, _shape_only(single, False)[0])
+        trunk_layers = _shape_only(single, True)
+        full_misfit = _fits(theirs, _shape_only(single, False))
         trunk_misfit = _fits(theirs, trunk_layers)
         if full_misfit is None and trunk is not True:
             is_trunk = False
@@ -329,8 +317,6 @@ def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None
 
 def _select_head(model, params, head, where):
     """`model` and `params` reduced to output `head` where the model has several outputs."""
-    import keras
-
     if len(model.outputs) == 1:
         return model, params
     single, _ = _single_head_params(params, head, where)
@@ -352,8 +338,6 @@ def detect_format(weights) -> str:
 
 def _track_rows(targets, tracks: int, where: str, weights) -> list[dict]:
     """Rows of the track sheet `targets`, or generated identifiers t0..t{tracks-1}."""
-    from seqnn.data.targets import DEFAULTS, read_sheet
-
     if targets is None:
         log.warning("%s: no targets file given; tracks named t0..t%d (give --targets "
                     "targets.txt for the published identifiers and transforms)", weights,
@@ -372,8 +356,6 @@ def _track_rows(targets, tracks: int, where: str, weights) -> list[dict]:
 def statistics(params, model, trunk: bool = False) -> dict:
     """Geometry a `.keras` file carries: seq_length, target_length, pool_width, crop_bp and
     num_targets (statistics.json keys), from the params and the model's output."""
-    from seqnn.model.params import _geometry, model_params
-
     seq_length = int(model_params(params)["seq_length"])
     bins, (_, jump) = _geometry(params, trunk=trunk)
     _, out_bins, tracks = model.output_shape
@@ -397,10 +379,6 @@ def import_model(weights, output, *, params=None, targets=None, head: int | None
     identifiers) and the geometry, so every seqnn command takes it like a trained model.
     Returns a summary: format, head, trunk, seq_length, target_length, tracks, seconds.
     """
-    import time
-
-    from seqnn.model.build import save_model
-
     start = time.perf_counter()
     format = format or detect_format(weights)
     if format not in FORMATS:
