@@ -76,6 +76,50 @@ def test_declared_trunk_and_full(tmp_path):
     assert not trunk
 
 
+def text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def rewrite_layout(src, dst):
+    """`src` with other layer names (counters shifted by 7, norms named as batch-sync files of
+    older TensorFlow name them) and attention biases one level up (`weight_names` `r_w_bias:0`
+    at `<mha>/r_w_bias:0`)."""
+
+    def rename(name):
+        base, _, n = name.rpartition("_")
+        base, n = (base, int(n)) if n.isdigit() else (name, 0)
+        return f"{'sync_' * (base == 'batch_normalization')}{base}_{n + 7}"
+
+    with h5py.File(src) as f, h5py.File(dst, "w") as g:
+        for key, value in f.attrs.items():
+            g.attrs[key] = value
+        old, new = f["model_weights"], g.create_group("model_weights")
+        names = [text(n) for n in old.attrs["layer_names"]]
+        for name in names:
+            group = new.create_group(rename(name))
+            weight_names = []
+            for w in map(text, old[name].attrs["weight_names"]):
+                if "r_w_bias" in w or "r_r_bias" in w:
+                    moved = w.rsplit("/", 1)[-1]
+                else:
+                    moved = w.replace(name, rename(name), 1)
+                group[moved] = old[name][w][()]
+                weight_names.append(moved)
+            group.attrs["weight_names"] = np.array(weight_names, dtype="S")
+        new.attrs["layer_names"] = np.array([rename(n) for n in names], dtype="S")
+
+
+def test_names_and_bias_placement_do_not_matter(tmp_path):
+    x, ref = reference(BORZOI)
+    path = tmp_path / "renamed.h5"
+    rewrite_layout(BORZOI / "model0.h5", path)
+    with h5py.File(path) as f:
+        assert "sync_batch_normalization_11" in f["model_weights"]
+        assert "r_w_bias:0" in f["model_weights/multihead_attention_7"]
+    model, _, _ = pretrained.import_baskerville(path, BORZOI / "params.json")
+    assert_matches(model(x, training=False), ref["preds0"])
+
+
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     """borzoi_mini's mouse head imported by `seqnn import`, with a targets file."""
