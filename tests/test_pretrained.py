@@ -306,3 +306,46 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert exit_info.value.code == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
     assert len(lines) == 1 and "does not fit" in lines[0] and "likely cause" in lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Defaults as Basenji's and baskerville's where a params file is silent
+
+
+def final_output(model_activation, head):
+    """A one-layer head's outputs and pre-activations `trunk output @ kernel` (the trunk: a
+    Cropping1D of nothing, then the model's activation)."""
+    import keras
+
+    from seqnn.model.build import build_model
+
+    body = {"seq_length": 8, "trunk": [{"name": "Cropping1D", "cropping": 0}], "head": head}
+    if model_activation:
+        body["activation"] = model_activation
+    model = build_model({"model": body})
+    dense = model.layers[-2]
+    kernel = np.eye(4, 2, dtype=np.float32) * 3
+    dense.set_weights([kernel, np.zeros(2, np.float32)])
+    x = np.random.default_rng(0).normal(size=(2, 8, 4)).astype(np.float32)
+    trunk = np.asarray(keras.Model(model.inputs, dense.input)(x))
+    return np.asarray(model(x, training=False)), trunk @ kernel
+
+
+def test_final_activation_defaults_as_basenji():
+    from scipy.special import erf
+
+    def exact_gelu(z):
+        return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+
+    # no activation anywhere: linear (the trunk's default relu is not the head's)
+    y, z = final_output(None, {"name": "final", "units": 2})
+    np.testing.assert_allclose(y, z, rtol=1e-6, atol=1e-6)
+    # the model's activation reaches a silent final, and its gelu is the exact one
+    y, z = final_output("linear", {"name": "final", "units": 2})
+    np.testing.assert_allclose(y, z, rtol=1e-6, atol=1e-6)
+    y, z = final_output("gelu", {"name": "dense", "units": 2})
+    np.testing.assert_allclose(y, exact_gelu(z), rtol=1e-5, atol=1e-6)
+    y, z = final_output("gelu", {"name": "final", "units": 2, "activation": "softplus"})
+    np.testing.assert_allclose(y, np.log1p(np.exp(z)), rtol=1e-5, atol=1e-6)
+    y, z = final_output(None, {"name": "final", "units": 2, "activation": "exp"})
+    np.testing.assert_allclose(y, np.exp(z), rtol=1e-5)
