@@ -224,7 +224,7 @@ def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
     kept = body.get(name, heads[name])  # as written; a head of a list of heads as its blocks
     for key in [k for k in body if k.startswith("head")]:
         del body[key]
-    body[name if name in heads and name.startswith("head_") else "head"] = kept
+    body[name if name.startswith("head_") else "head"] = kept
     return params, name
 
 
