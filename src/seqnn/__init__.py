@@ -16,3 +16,14 @@ __version__ = "0.1.0"
 
 class SeqnnError(Exception):
     """A user-facing error: its message names the file, the problem and the fix."""
+
+
+def load_model(path):
+    """The Keras model of a seqnn `.keras` file (trained, or written by `seqnn import`).
+
+    TensorFlow is imported on the first call only; `seqnn.model.build.load_model` also returns the
+    params, track sheet and statistics the file carries.
+    """
+    from seqnn.model.build import load_model as load
+
+    return load(path)[0]

@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_summary, _add_train, _add_doctor, _add_evaluate, _add_predict,
-                _add_interpret, _add_variants):
+                _add_interpret, _add_variants, _add_import):
         add(sub)
     return parser
 
@@ -163,6 +163,25 @@ def _add_variants(sub) -> None:
         "models, --rc and --shifts; skipped variants are counted (see seqnn.apply.variants).")
     _inputs(cmd, "VCF (plain or bgzipped)")
     cmd.set_defaults(func=_variants)
+
+
+def _add_import(sub) -> None:
+    cmd = sub.add_parser(
+        "import", help="import published weights (Basenji/baskerville .h5, Enformer) as .keras",
+        description="Build the model of --params with seqnn's own blocks, copy the published "
+        "weights in and write one .keras file that carries the params, the track sheet and the "
+        "geometry, so predict, evaluate, interpret and variants take it like a trained model "
+        "(see seqnn.model.pretrained).")
+    cmd.add_argument("--weights", required=True,
+                     help="a Basenji/baskerville SeqNN.save .h5 (full model or trunk), or an "
+                     "Enformer directory (config.json + weights)")
+    cmd.add_argument("--params", help="the params JSON the .h5 was trained with")
+    cmd.add_argument("--targets", help="the head's targets.txt (default: tracks t0..tN-1)")
+    cmd.add_argument("--head", type=int,
+                     help="which head of the params the file's head is (default 0)")
+    cmd.add_argument("--format", help="baskerville or enformer (default: from --weights)")
+    cmd.add_argument("-o", "--output", required=True, help="the .keras file to write")
+    cmd.set_defaults(func=_import)
 
 
 def _inputs(parser, what: str) -> None:
@@ -319,6 +338,13 @@ def _demo(args, log) -> None:
     from seqnn.data.demo import make_demo
 
     log.info("demo: %s", make_demo(args.out_dir, seed=args.seed))
+
+
+def _import(args, log) -> None:
+    from seqnn.model.pretrained import import_model
+
+    print(json.dumps(import_model(args.weights, args.output, params=args.params,
+                                  targets=args.targets, head=args.head, format=args.format)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -322,10 +322,16 @@ def squeeze_excite(x, p, reprs):
     return _squeeze_excite(x, **p)
 
 
+# Keras names of the activations, for Dense(activation=...) in `final` (as Basenji builds it:
+# its gelu is the exact erf form there, the tanh approximation elsewhere)
+KERAS_ACTIVATIONS = {"exp": "exponential", "linear": None}
+
+
 def final(x, p, reprs):
     if p["flatten"]:
         x = keras.layers.Reshape((1, x.shape[1] * x.shape[2]))(x)
-    return _act(_dense(x, p["units"], p), p["activation"])
+    activation = KERAS_ACTIVATIONS.get(p["activation"], p["activation"])
+    return _dense(x, p["units"], p, activation=activation)
 
 
 def pool(x, p, reprs):

@@ -47,12 +47,13 @@ def _check_strand_pair(pair, tracks, head):
 
 
 
-def build_model(params: dict, strand_pair=None):
+def build_model(params: dict, strand_pair=None, trunk: bool = False):
     """Build the Keras model described by `params` (whole params or the `model` block).
 
     `strand_pair` lists, for each output track, the index of its opposite-strand track (its own
     index when unstranded); with several heads give one list per head. It is used to swap
-    stranded tracks when `augment_rc` reverse-complements a training sequence.
+    stranded tracks when `augment_rc` reverse-complements a training sequence. With `trunk`,
+    the model ends at the trunk output (after the model-level activation) and builds no head.
     """
     spec = parse_params(params)
     pairs = _strand_pairs(strand_pair, spec.heads)
@@ -69,11 +70,13 @@ def build_model(params: dict, strand_pair=None):
         reprs.append(x)
     if spec.activation != "linear":
         x = layers.Activate(spec.activation)(x)
-    trunk = x
+    if trunk:
+        return keras.Model(sequence, x, name="seqnn_trunk")
+    trunk_output = x
 
     outputs = []
     for (head, blocks), pair in zip(spec.heads.items(), pairs):
-        x = trunk
+        x = trunk_output
         for name, p in blocks:
             x = BUILDERS[name](x, p, reprs)
         if pair is not None:
@@ -86,18 +89,23 @@ def build_model(params: dict, strand_pair=None):
 
 
 
-def model_summary(params: dict) -> dict:
-    """Output shape(s) and parameter counts of the model `params` builds.
+def unbuilt_model(params: dict, trunk: bool = False):
+    """The model `params` builds, its weights never initialised: shapes without values.
 
-    Its weights are never initialised (a Keras stateless scope defers them, then the deferred
-    list is restored), so a published-size model takes about a second and little memory.
+    A Keras stateless scope defers the weights, then the deferred list is restored, so a
+    published-size model takes about a second and little memory.
     """
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
-            model = build_model(params)
+            return build_model(params, trunk=trunk)
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def model_summary(params: dict) -> dict:
+    """Output shape(s) and parameter counts of the model `params` builds (`unbuilt_model`)."""
+    model = unbuilt_model(params)
     shapes = [tuple(o.shape) for o in model.outputs]
     return {
         "output_shape": shapes[0] if len(shapes) == 1 else shapes,

@@ -63,7 +63,7 @@ def _natural_key(text):
 
 
 
-def _head_lists(mp):
+def head_lists(mp):
     """Heads as `{name: [block, ...]}` from `head` and `head_<name>` keys."""
     heads = {}
     for key in sorted((k for k in mp if k.startswith("head")), key=_natural_key):
@@ -97,7 +97,7 @@ def parse_params(params: dict) -> Spec:
     model_globals = {k: mp.get(k) for k in INHERITED}
     if model_globals["norm_type"] is None and mp.get("batch_norm"):
         model_globals["norm_type"] = "batch"
-    heads = _head_lists(mp)
+    heads = head_lists(mp)
     if not heads:
         raise SeqnnError('model: no head; add e.g. "head": {"name": "final", "units": N}')
     shift = mp.get("augment_shift", 0)
@@ -124,11 +124,12 @@ def parse_params(params: dict) -> Spec:
 
 
 
-def _geometry(params):
-    """Output bins of the first head and their receptive field `(size, jump)` in bp."""
+def output_geometry(params, trunk=False):
+    """Output bins of the first head (or of the trunk) and their receptive field `(size, jump)`
+    in bp."""
     spec = parse_params(params)
     length, field = spec.seq_length, (1, 1)
-    for name, p in spec.trunk + next(iter(spec.heads.values())):
+    for name, p in spec.trunk + ([] if trunk else next(iter(spec.heads.values()))):
         field = BLOCKS[name].receptive(field, p, length)
         length = BLOCKS[name].length(length, p)
     if length < 1:
@@ -139,14 +140,14 @@ def _geometry(params):
 
 def target_length(params: dict) -> int:
     """Output length in bins of the first head, computed from the blocks without building."""
-    return _geometry(params)[0]
+    return output_geometry(params)[0]
 
 
 
 def receptive_field(params: dict) -> int | None:
     """Input bp one output bin of the first head depends on (it may exceed seq_length); None
     where attention, recurrence or flattening lets every bin see the whole input."""
-    size = _geometry(params)[1][0]
+    size = output_geometry(params)[1][0]
     return None if math.isinf(size) else math.ceil(size)
 
 

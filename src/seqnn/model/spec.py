@@ -187,7 +187,7 @@ SQUEEZE_EXCITE = {
 
 FINAL = {
     "units": REQUIRED,
-    "activation": "softplus",
+    "activation": "linear",
     "flatten": False,
     "kernel_initializer": "he_normal",
     "l2_scale": 0.0,
@@ -272,7 +272,11 @@ KERAS_DENSE = {
 }
 
 
-_FINAL_DOC = "Dense to `units` tracks, then `activation` (not inherited from the model)."
+_FINAL_DOC = (
+    "Dense to `units` tracks with `activation`: as in Basenji, the model's activation where the "
+    "block leaves it out, linear where neither gives one; gelu is the exact (erf) GELU here, as "
+    "Keras' Dense applies it in Basenji."
+)
 
 
 BLOCKS = {
@@ -361,14 +365,8 @@ BLOCKS = {
         same_length,
         receptive=global_field,
     ),
-    "final": Block(FINAL, _FINAL_DOC, final_length, local=("activation",), receptive=final_field),
-    "dense": Block(
-        FINAL,
-        "Older Basenji name of final.",
-        final_length,
-        local=("activation",),
-        receptive=final_field,
-    ),
+    "final": Block(FINAL, _FINAL_DOC, final_length, receptive=final_field),
+    "dense": Block(FINAL, "Older Basenji name of final.", final_length, receptive=final_field),
     "pool": Block(
         POOL,
         "Pool by `pool_size`: max, average, or attention (a softmax-weighted sum per window).",
