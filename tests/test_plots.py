@@ -3,6 +3,9 @@
 import json
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -222,3 +225,25 @@ def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
     assert jobs == {"f0": ["0"], "f1": ["1"], "f2": ["2"], "ensemble/f0": ["0", "2"],
                     "ensemble/f1": ["0", "1"], "ensemble/f2": ["1", "2"]}
 
+
+BLOCKED = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras"):
+                raise ImportError(f"{name} is blocked")
+
+    sys.meta_path.insert(0, Blocked())
+    import seqnn.apply.accuracy, seqnn.apply.attribution, seqnn.apply.gather
+    import seqnn.apply.tiling, seqnn.plots.interpret, seqnn.plots.report
+    print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+""")
+
+
+def test_plots_import_without_tensorflow():
+    """seqnn.plots and the Keras-free modules of seqnn.apply they and the gathering rules use
+    import with TensorFlow and Keras blocked (an import of either fails)."""
+    done = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
