@@ -157,13 +157,13 @@ def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch
     return _Setup(ens, interp, regions, sizes, skipped, starts, selected, windows, agg, attrs)
 
 
-def _write_regions(f, s: _Setup, start: np.ndarray, end: np.ndarray) -> None:
+def _write_regions(f, run: _Setup, start: np.ndarray, end: np.ndarray) -> None:
     """The region table of `GRADIENT_LAYOUT` (windows from `start` to `end`) and attributes."""
-    write_region_table(f, s.regions, start=start, end=end, track_index=s.agg.tracks,
-                       bin_window=s.windows)
-    f.create_dataset("strand", data=s.regions.strand.to_numpy().astype("S"))
-    f.create_dataset("identifiers", data=np.array(s.ens.identifiers)[s.selected].astype("S"))
-    f.attrs.update(s.attrs)
+    write_region_table(f, run.regions, start=start, end=end, track_index=run.agg.tracks,
+                       bin_window=run.windows)
+    f.create_dataset("strand", data=run.regions.strand.to_numpy().astype("S"))
+    f.create_dataset("identifiers", data=np.array(run.ens.identifiers)[run.selected].astype("S"))
+    f.attrs.update(run.attrs)
 
 
 def _batches(fasta, fai, chroms, starts, length, batch_size) -> Iterator[tuple[slice, np.ndarray]]:
@@ -206,30 +206,30 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
     Returns:
         A summary (regions, skipped, tracks, members, seconds, maps_per_s).
     """
-    s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
+    run = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
                missing=missing, threads=threads)
-    n, length, k = len(s.regions), s.ens.seq_length, len(s.selected)
+    n, length, k = len(run.regions), run.ens.seq_length, len(run.selected)
     tic = time.perf_counter()
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        _write_regions(f, s, s.starts, s.starts + length)
+        _write_regions(f, run, run.starts, run.starts + length)
         f.attrs["dtype"] = np.dtype(dtype).name
         seqs = f.create_dataset("seqs", (n, length, 4), np.uint8, chunks=(1, length, 4))
         grads = f.create_dataset("grads", (n, length, 4, k), dtype, chunks=(1, length, 4, k))
         values = f.create_dataset("aggregate", (n, k), np.float32)
-        for rows, x in _batches(fasta, fai, s.regions.chrom.to_numpy(), s.starts, length,
+        for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts, length,
                                 batch_size):
-            g, a = s.interp.gradients(x, s.agg[rows])
+            g, a = run.interp.gradients(x, run.agg[rows])
             seqs[rows], grads[rows], values[rows] = x.astype(np.uint8), g.astype(dtype), a
         seconds = time.perf_counter() - tic
         if bigwig_dir:
-            names = [aliases.get(c, c) if aliases else c for c in s.regions.chrom]
+            names = [aliases.get(c, c) if aliases else c for c in run.regions.chrom]
             write_contribution_bigwigs(f, bigwig_dir, {c: (aliases or {}).get(c, c)
-                                                       for c in s.sizes}, s.sizes, names)
-    ids = [str(t) for t in np.array(s.ens.identifiers)[s.selected]]
+                                                       for c in run.sizes}, run.sizes, names)
+    ids = [str(t) for t in np.array(run.ens.identifiers)[run.selected]]
     log.info("%s: gradients of %d regions x %d tracks (%d members) in %.1f s; %d skipped",
-             out_h5, n, k, s.interp.members, seconds, s.skipped)
-    return {"regions": n, "skipped": s.skipped, "tracks": ids, "members": s.interp.members,
+             out_h5, n, k, run.interp.members, seconds, run.skipped)
+    return {"regions": n, "skipped": run.skipped, "tracks": ids, "members": run.interp.members,
             "seconds": round(seconds, 2), "maps_per_s": round(n * k / max(seconds, 1e-9), 2)}
 
 
@@ -296,32 +296,32 @@ def ism(models: Sequence[str], fasta: str, bed: str, out_h5: str, *, window_bp: 
         A summary (regions, skipped, tracks, members, substitutions, seconds,
         substitutions_per_s).
     """
-    s = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
+    run = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
                missing=missing, threads=threads)
-    n, length, k = len(s.regions), s.ens.seq_length, len(s.selected)
+    n, length, k = len(run.regions), run.ens.seq_length, len(run.selected)
     offset = (length - window_bp) // 2
     tic, subs = time.perf_counter(), 0
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        _write_regions(f, s, s.starts + offset, s.starts + offset + window_bp)
-        f.create_dataset("seq_start", data=s.starts)
+        _write_regions(f, run, run.starts + offset, run.starts + offset + window_bp)
+        f.create_dataset("seq_start", data=run.starts)
         f.attrs.update({"pseudo": pseudo, "width": window_bp})
         seqs = f.create_dataset("seqs", (n, window_bp, 4), np.uint8)
         stats = {key: f.create_dataset(key, (n, window_bp, 4, k), np.float32)
                  for key in ISM_STATS}
         refs = {key: f.create_dataset(key, (n, k), np.float32) for key in ("ref", "ref_sum")}
-        for rows, x in _batches(fasta, fai, s.regions.chrom.to_numpy(), s.starts, length,
+        for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts, length,
                                 batch_size):
-            out = s.interp.ism(x, s.agg[rows], offset, window_bp, pseudo)
+            out = run.interp.ism(x, run.agg[rows], offset, window_bp, pseudo)
             ref = x[:, offset : offset + window_bp]
             seqs[rows] = ref.astype(np.uint8)
             subs += int((ref == 0).sum())
             for key, ds in {**stats, **refs}.items():
                 ds[rows] = out[key]
     seconds = time.perf_counter() - tic
-    ids = [str(t) for t in np.array(s.ens.identifiers)[s.selected]]
+    ids = [str(t) for t in np.array(run.ens.identifiers)[run.selected]]
     log.info("%s: ISM of %d regions x %d bp, %d substitutions x %d members in %.1f s; "
-             "%d skipped", out_h5, n, window_bp, subs, s.interp.members, seconds, s.skipped)
-    return {"regions": n, "skipped": s.skipped, "tracks": ids, "members": s.interp.members,
+             "%d skipped", out_h5, n, window_bp, subs, run.interp.members, seconds, run.skipped)
+    return {"regions": n, "skipped": run.skipped, "tracks": ids, "members": run.interp.members,
             "substitutions": subs, "seconds": round(seconds, 2),
             "substitutions_per_s": round(subs / max(seconds, 1e-9), 2)}
