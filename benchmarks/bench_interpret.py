@@ -4,7 +4,7 @@
                                          [--ism-sequences 2] [--ism-width 100] [--rc]
 
 The demo model (config/models/demo.json, seq_length 2048, 4 tracks, seeded random weights: speed
-does not depend on them) is run through `seqnn.apply.interpret.Interpreter` on random one-hot
+does not depend on them) is run through `seqnn.apply.interpreter.Interpreter` on random one-hot
 sequences. `gradient` times the gradient maps of every track's centre-bin aggregate
 (maps = sequences x tracks), `ism` the saturation mutagenesis of the centre `--ism-width` bp
 (3 substitutions per base, each a forward pass), `forward` the same compiled forward pass on as
@@ -58,7 +58,7 @@ def main():
 
     import numpy as np
 
-    from seqnn.apply.interpret import Interpreter
+    from seqnn.apply.interpreter import Interpreter
     from seqnn.data.dna import one_hot
     from seqnn.train.runtime import set_threads
 

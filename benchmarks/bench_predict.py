@@ -60,7 +60,8 @@ def run_baseline(model: str, fasta: str, batch_size: int) -> dict:
     """model.predict over the windows `predict` tiles (default overlap), one-hot in memory."""
     import numpy as np
 
-    from seqnn.apply.predict import Tiling, load_ensemble, prediction_runs
+    from seqnn.apply.ensemble import load_ensemble
+    from seqnn.apply.tiling import Tiling, prediction_runs
     from seqnn.data.dna import one_hot
     from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta
 

@@ -43,7 +43,8 @@ def main():
     parser.add_argument("--fasta", default=YEAST_FASTA)
     args = parser.parse_args()
 
-    from seqnn.apply.interpret import gradient_maps, input_x_gradient
+    from seqnn.apply.attribution import input_x_gradient
+    from seqnn.apply.interpret import gradient_maps
 
     model = os.path.join(args.results, f"models/f{args.fold}/model_best.keras")
     with open(os.path.join(args.results, "data/statistics.json")) as f:

@@ -16,7 +16,7 @@ import yaml
 from helpers import REPO, run_snakemake
 from test_plots import PLOT_NAMES, png_size
 
-from seqnn.apply.evaluate import ALL_TRACKS
+from seqnn.apply.accuracy import ALL_TRACKS
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 

@@ -8,14 +8,9 @@ import pytest
 from scipy import stats
 
 from seqnn import SeqnnError, cli
-from seqnn.apply.evaluate import (
-    ALL_TRACKS,
-    benjamini_hochberg,
-    call_peaks,
-    cv_summary,
-    evaluate,
-    spearmanr_np,
-)
+from seqnn.apply.accumulate import spearmanr_np
+from seqnn.apply.accuracy import ALL_TRACKS, benjamini_hochberg, call_peaks, cv_summary
+from seqnn.apply.evaluate import evaluate
 from seqnn.data import records
 from seqnn.data.coverage import untransform
 from seqnn.data.splits import ensemble_folds

@@ -15,7 +15,9 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError
+from seqnn.apply import attribution as A
 from seqnn.apply import interpret as I
+from seqnn.apply import interpreter as IN
 from seqnn.data.dna import N_CODE, encode, one_hot
 from seqnn.model.build import save_model
 
@@ -93,37 +95,37 @@ def shifted_back(g, s):
 def test_linear_gradients_are_the_weights_centred_and_per_sequence():
     model, w = linear_model()
     x = random_x(5)
-    g = I.gradients([model], x, tracks=[0, 2], window=(1, 3), batch_size=2)
+    g = IN.gradients([model], x, tracks=[0, 2], window=(1, 3), batch_size=2)
     assert g.shape == (5, L, 4, 2)
     want = np.stack([window_grad(w, 1, 3, 0), window_grad(w, 1, 3, 2)], -1)
     np.testing.assert_allclose(g, np.broadcast_to(want, g.shape), rtol=1e-5, atol=1e-5)
-    mean = I.gradients([model], x[:1], tracks=1, window=3, reduce="mean")[0, ..., 0]
+    mean = IN.gradients([model], x[:1], tracks=1, window=3, reduce="mean")[0, ..., 0]
     np.testing.assert_allclose(mean, w[:, :, 0:3, 1].mean(2), rtol=1e-5, atol=1e-5)
     # default: all tracks, centre bins (1, 3); centring, contributions, saliency
-    g = I.gradients([model], x)
+    g = IN.gradients([model], x)
     np.testing.assert_allclose(g[0, ..., 1], window_grad(w, 1, 3, 1), rtol=1e-5, atol=1e-5)
     centred = want - want.mean(1, keepdims=True)
-    np.testing.assert_allclose(I.centre_bases(g[:, ..., [0, 2]]), np.broadcast_to(
+    np.testing.assert_allclose(A.centre_bases(g[:, ..., [0, 2]]), np.broadcast_to(
         centred, (5, *centred.shape)), rtol=1e-5, atol=1e-5)
     base = x.argmax(-1)
-    contrib = I.input_x_gradient(x, g)
+    contrib = A.input_x_gradient(x, g)
     for i in range(5):
         np.testing.assert_allclose(contrib[i, :, [0, 2]].T, centred[np.arange(L), base[i]],
                                    rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(I.saliency(g, x, "observed")[1, :, 0],
+    np.testing.assert_allclose(A.saliency(g, x, "observed")[1, :, 0],
                                want[np.arange(L), base[1], 0], rtol=1e-5)
-    np.testing.assert_allclose(I.saliency(g, mode="abs_max")[0, :, 0],
+    np.testing.assert_allclose(A.saliency(g, mode="abs_max")[0, :, 0],
                                np.abs(want[..., 0]).max(1), rtol=1e-5)
     with pytest.raises(SeqnnError, match="saliency"):
-        I.saliency(g, mode="observed")
+        A.saliency(g, mode="observed")
     # per-sequence windows and tracks
-    g = I.gradients([model], x[:3], window=[[0, 1], [1, 3], [2, 4]], tracks=[[0], [1], [2]])
+    g = IN.gradients([model], x[:3], window=[[0, 1], [1, 3], [2, 4]], tracks=[[0], [1], [2]])
     for i, (b0, b1) in enumerate([(0, 1), (1, 3), (2, 4)]):
         np.testing.assert_allclose(g[i, ..., 0], window_grad(w, b0, b1, i), rtol=1e-5, atol=1e-5)
     for bad, match in [({"window": (3, 3)}, "bin window"), ({"window": 9}, "window of 9"),
                        ({"tracks": 3}, "track index 3")]:
         with pytest.raises(SeqnnError, match=match):
-            I.gradients([model], x, **bad)
+            IN.gradients([model], x, **bad)
 
 
 def test_reverse_complement_averaging_is_exact_and_strand_symmetric():
@@ -132,22 +134,22 @@ def test_reverse_complement_averaging_is_exact_and_strand_symmetric():
     want[PW : 3 * PW, 0] = 1
     x = random_x(2)
     for rc in (False, True):
-        g = I.gradients([count_model()], x, tracks=0, rc=rc, strand_pair=[1, 0])
+        g = IN.gradients([count_model()], x, tracks=0, rc=rc, strand_pair=[1, 0])
         np.testing.assert_allclose(g[:, ..., 0], np.broadcast_to(want, (2, L, 4)), atol=1e-6)
     # any model: the RC member reads the mirrored window of the paired track, flipped back
     model, w = linear_model(seed=2)
-    g = I.gradients([model], x, window=(0, 1), rc=True, strand_pair=PAIR)[0]
+    g = IN.gradients([model], x, window=(0, 1), rc=True, strand_pair=PAIR)[0]
     for t in range(3):
         want = (window_grad(w, 0, 1, t) + rc_of(window_grad(w, 3, 4, PAIR[t]))) / 2
         np.testing.assert_allclose(g[..., t], want, rtol=1e-5, atol=1e-5)
     # a mirror-symmetric window: RC-averaged maps satisfy g_t == rc_of(g_pair(t))
-    g = I.gradients([model], x, rc=True, strand_pair=PAIR)[0]
+    g = IN.gradients([model], x, rc=True, strand_pair=PAIR)[0]
     for t in range(3):
         np.testing.assert_allclose(g[..., t], rc_of(g[..., PAIR[t]]), rtol=1e-5, atol=1e-5)
     # and for a non-linear model, the maps of x and of its reverse complement mirror each other
     smooth = smooth_model()
     both = np.concatenate([x[:1], x[:1, ::-1, ::-1]])
-    g = I.gradients([smooth], both, rc=True, strand_pair=PAIR)
+    g = IN.gradients([smooth], both, rc=True, strand_pair=PAIR)
     for t in range(3):
         np.testing.assert_allclose(g[1, ..., t], rc_of(g[0, ..., PAIR[t]]), rtol=1e-4, atol=1e-6)
 
@@ -155,7 +157,7 @@ def test_reverse_complement_averaging_is_exact_and_strand_symmetric():
 def test_shift_and_model_averaging():
     (m1, w1), (m2, w2) = linear_model(seed=3), linear_model(seed=4)
     x = random_x(2)
-    g = I.gradients([m1, m2], x, tracks=2, shifts=(-1, 0, 2))[:, ..., 0]
+    g = IN.gradients([m1, m2], x, tracks=2, shifts=(-1, 0, 2))[:, ..., 0]
     want = np.mean([shifted_back(window_grad(w, 1, 3, 2), s)
                     for w in (w1, w2) for s in (-1, 0, 2)], 0)
     np.testing.assert_allclose(g, np.broadcast_to(want, g.shape), rtol=1e-5, atol=1e-5)
@@ -163,7 +165,7 @@ def test_shift_and_model_averaging():
     np.testing.assert_allclose(g[0, -1], (window_grad(w1, 1, 3, 2)[-2] + window_grad(
         w1, 1, 3, 2)[-1] + window_grad(w2, 1, 3, 2)[-2] + window_grad(w2, 1, 3, 2)[-1]) / 6,
         rtol=1e-5, atol=1e-5)
-    interp = I.Interpreter([m1, m2], rc=True, shifts=(-1, 0, 2))
+    interp = IN.Interpreter([m1, m2], rc=True, shifts=(-1, 0, 2))
     assert interp.members == 12
 
 
@@ -187,7 +189,7 @@ def test_ism_counts_exact_motif_changes():
     start, width, window = 24, 24, (4, 6)  # 8 bp bins: the window is bp 32..47
     model = tata_model()
     for rc in (False, True):
-        out = I.saturation_mutagenesis([model], x, start=start, width=width, window=window,
+        out = IN.saturation_mutagenesis([model], x, start=start, width=width, window=window,
                                        rc=rc, batch_size=17)
         assert out["centre"].shape == (1, width, 4, 1)
 
@@ -229,25 +231,25 @@ def test_ism_of_linear_model_is_gradient_difference_under_augmentation():
     x = random_x(3, seed=7)
     x[1, 20] = 0  # an N: all four bases are alternatives
     kw = {"rc": True, "shifts": (-2, 0, 1), "strand_pair": PAIR, "tracks": [2, 0]}
-    g = I.gradients([model], x, **kw)
-    out = I.saturation_mutagenesis([model], x, start=10, width=30, pseudo=2.0, **kw)
+    g = IN.gradients([model], x, **kw)
+    out = IN.saturation_mutagenesis([model], x, start=10, width=30, pseudo=2.0, **kw)
     g = g[:, 10:40]
     want = g - (g * x[:, 10:40, :, None]).sum(2, keepdims=True)
     np.testing.assert_allclose(out["centre"], want, rtol=1e-4, atol=1e-4)
-    whole = I.gradients([model], x, window=(0, T_LEN), **kw)[:, 10:40]
+    whole = IN.gradients([model], x, window=(0, T_LEN), **kw)[:, 10:40]
     want = whole - (whole * x[:, 10:40, :, None]).sum(2, keepdims=True)
     np.testing.assert_allclose(out["sum"], want, rtol=1e-4, atol=1e-4)
     assert (out["centre"][1, 10, :, 0] != 0).all()
     with pytest.raises(SeqnnError, match="ISM window"):
-        I.saturation_mutagenesis([model], x, start=50, width=30)
+        IN.saturation_mutagenesis([model], x, start=50, width=30)
 
 
 def test_ism_agrees_in_sign_with_gradients_at_the_strongest_positions():
     model = smooth_model(seed=3)
     x = random_x(4, seed=8)
-    g = I.gradients([model], x, tracks=1)[..., 0]
+    g = IN.gradients([model], x, tracks=1)[..., 0]
     first_order = g - (g * x).sum(-1, keepdims=True)  # g[alt] - g[ref]
-    out = I.saturation_mutagenesis([model], x, start=0, width=L, tracks=1)["centre"][..., 0]
+    out = IN.saturation_mutagenesis([model], x, start=0, width=L, tracks=1)["centre"][..., 0]
     strongest = np.argsort(-np.abs(out).ravel())[:40]
     agree = np.sign(out.ravel()[strongest]) == np.sign(first_order.ravel()[strongest])
     assert agree.mean() >= 0.9, agree.mean()
@@ -357,7 +359,7 @@ def test_tss_mode_takes_the_gene_strand_track_and_window(genome, tmp_path):
             np.testing.assert_allclose(f["grads"][i, ..., 0], rc_avg(0, 2, t), rtol=2e-3,
                                        atol=2e-3)
     # a width in bins is centred on the TSS bin
-    assert I.tss_windows(np.array([32, 0, 63]), T_LEN, PW, 0, 2).tolist() == [[1, 3], [0, 2],
+    assert A.tss_windows(np.array([32, 0, 63]), T_LEN, PW, 0, 2).tolist() == [[1, 3], [0, 2],
                                                                             [2, 4]]
 
 

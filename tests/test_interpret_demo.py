@@ -40,7 +40,9 @@ from scipy.stats import rankdata
 
 pytest.importorskip("tensorflow")
 
+from seqnn.apply import attribution as A  # noqa: E402
 from seqnn.apply import interpret as I  # noqa: E402
+from seqnn.apply import interpreter as IN  # noqa: E402
 from seqnn.data.demo import MOTIFS, make_demo  # noqa: E402
 
 pytestmark = [pytest.mark.slow]  # 105-125 s measured on 2 shared cores (training 65-90 s)
@@ -228,7 +230,7 @@ def motif_scores(h5_path: str, motifs: pd.DataFrame) -> dict:
         chroms, starts = f["chrom"][:].astype(str), f["start"][:]
         ids = [i.decode() for i in f["identifiers"][:]]
     assert ids == ["peak", "nuc", "rna_fwd", "rna_rev"]
-    contrib = I.input_x_gradient(x, g)  # [N, L, K]
+    contrib = A.input_x_gradient(x, g)  # [N, L, K]
     length = x.shape[1]
     centre = slice(length // 2 - 5, length // 2 + 5)  # the 10 bp motif (windows centred on it)
     out = {}
@@ -270,8 +272,8 @@ def ism_agreement(model_path: str, sites: pd.DataFrame, fasta: str, fai: str) ->
     tracks = np.array([[track_of(k, s)] for k, s in zip(picks.name, picks.strand)])
     kw = {"tracks": tracks, "rc": True, "strand_pair": STRAND_PAIR}
     off = (length - ISM_WIDTH) // 2
-    ism = I.saturation_mutagenesis([model], x, start=off, width=ISM_WIDTH, **kw)["centre"][..., 0]
-    g = I.gradients([model], x, **kw)[:, off : off + ISM_WIDTH, :, 0]  # [n, W, 4]
+    ism = IN.saturation_mutagenesis([model], x, start=off, width=ISM_WIDTH, **kw)["centre"][..., 0]
+    g = IN.gradients([model], x, **kw)[:, off : off + ISM_WIDTH, :, 0]  # [n, W, 4]
     ref = x[:, off : off + ISM_WIDTH]
     delta = g - (ref * g).sum(-1, keepdims=True)  # g[alt] - g[ref]
     top, every = [], []

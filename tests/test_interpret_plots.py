@@ -7,7 +7,7 @@ from test_plots import png_size
 
 from seqnn import SeqnnError
 from seqnn.plots import interpret as I
-from seqnn.plots.report import save
+from seqnn.plots.style import save
 
 rng = np.random.default_rng(0)
 

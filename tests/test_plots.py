@@ -3,14 +3,18 @@
 import json
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from seqnn import SeqnnError
-from seqnn.apply.evaluate import ALL_TRACKS, cv_summary
+from seqnn.apply.accuracy import ALL_TRACKS, cv_summary
 from seqnn.plots import report as P
+from seqnn.plots import style as S
 
 IDS = ["peak", "rna_fwd", "rna_rev"]
 PAIRS = [0, 2, 1]
@@ -63,7 +67,7 @@ def test_training_curves(tmp_path):
     assert (dot.get_xdata()[0], dot.get_ydata()[0]) == (3, 0.5)  # best validation epoch
     labels = [t.get_text() for t in r_ax.get_legend().get_texts()]
     assert labels == ["f0 train", "f0 valid", "f1 train", "f1 valid"]
-    P.save(fig, [tmp_path / "t.png", tmp_path / "t.svg", tmp_path / "t.pdf"], dpi=100)
+    S.save(fig, [tmp_path / "t.png", tmp_path / "t.svg", tmp_path / "t.pdf"], dpi=100)
     width, height = png_size(tmp_path / "t.png")
     assert width > 600 and height > 250 and (tmp_path / "t.png").stat().st_size > 20_000
     assert (tmp_path / "t.svg").read_text().count("<path") > 20
@@ -220,3 +224,26 @@ def test_ensemble_jobs_in_the_cross_validation_dag(tmp_path):
         jobs[re.search(r"evalset=(\S+)", block).group(1)] = sorted(models)
     assert jobs == {"f0": ["0"], "f1": ["1"], "f2": ["2"], "ensemble/f0": ["0", "2"],
                     "ensemble/f1": ["0", "1"], "ensemble/f2": ["1", "2"]}
+
+
+BLOCKED = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras"):
+                raise ImportError(f"{name} is blocked")
+
+    sys.meta_path.insert(0, Blocked())
+    import seqnn.apply.accuracy, seqnn.apply.attribution, seqnn.apply.gather
+    import seqnn.apply.tiling, seqnn.plots.interpret, seqnn.plots.report
+    print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+""")
+
+
+def test_plots_import_without_tensorflow():
+    """seqnn.plots and the Keras-free modules of seqnn.apply they and the gathering rules use
+    import with TensorFlow and Keras blocked (an import of either fails)."""
+    done = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

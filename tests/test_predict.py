@@ -23,7 +23,10 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError, cli
+from seqnn.apply import ensemble as E
+from seqnn.apply import gather as G
 from seqnn.apply import predict as P
+from seqnn.apply import tiling as Tl
 from seqnn.data.coverage import untransform
 from seqnn.data.dna import N_CODE, encode
 from seqnn.model.build import save_model
@@ -112,12 +115,12 @@ def all_bins(path, chroms=TINY_SIZES):
 # Geometry
 
 
-@pytest.mark.parametrize("stitch", P.STITCH)
+@pytest.mark.parametrize("stitch", Tl.STITCH)
 @pytest.mark.parametrize("t_len,overlap", [(12, 0), (12, 3), (12, 8), (7, 4), (5, 4)])
 def test_every_bin_stitched_from_its_windows(stitch, t_len, overlap):
     """Window bins carrying their own run-bin index stitch back to exactly that index, over
     uneven batches, for any bin range, with each bin counted the documented number of times."""
-    tiling = P.Tiling(t_len, overlap, stitch)
+    tiling = Tl.Tiling(t_len, overlap, stitch)
     s, a = tiling.stride, tiling.lead
     for b0, b1 in [(0, 50), (13, 41), (7, 8)]:
         ws = tiling.windows(b0, b1)
@@ -129,7 +132,7 @@ def test_every_bin_stitched_from_its_windows(stitch, t_len, overlap):
         np.testing.assert_array_equal(hits, tiling.counts(np.arange(b0, b1)) * np.ones_like(hits))
         assert tiling.windows(b0, b1 + 1).stop >= ws.stop and (stitch == "average" or
                                                                (hits == 1).all())
-        stitcher, got = P.Stitcher(tiling), {}
+        stitcher, got = Tl.Stitcher(tiling), {}
         w, sizes = ws.start, iter([1, 3, 2, 5] * 20)
         while w < ws.stop:
             n = min(next(sizes), ws.stop - w)
@@ -148,25 +151,25 @@ def test_runs_merge_snap_and_shard_every_bin_once():
     sizes = {"c1": 1000, "c2": 95}
     regions = pd.DataFrame({"chrom": ["c2", "c1", "c1", "c1", "c1"],
                             "start": [90, 500, 100, 130, 900], "end": [95, 520, 120, 200, 990]})
-    runs = P.prediction_runs(sizes, 16, regions)
+    runs = Tl.prediction_runs(sizes, 16, regions)
     assert runs.values.tolist() == [["c1", 96, 208, 7], ["c1", 496, 528, 2],
                                     ["c1", 896, 992, 6], ["c2", 80, 95, 1]]
-    whole = P.prediction_runs(sizes, 16)
+    whole = Tl.prediction_runs(sizes, 16)
     assert whole.bins.tolist() == [63, 6]
     for shards in (1, 2, 5, 16):
-        pieces = pd.concat([P.shard_pieces(runs, i, shards) for i in range(shards)])
+        pieces = pd.concat([Tl.shard_pieces(runs, i, shards) for i in range(shards)])
         covered = [(c, b) for c, s, b0, b1 in pieces.values for b in range(s // 16 + b0,
                                                                          s // 16 + b1)]
         assert len(covered) == len(set(covered)) == runs.bins.sum()
     with pytest.raises(SeqnnError, match="lower predict.shards"):
-        P.shard_pieces(runs, 0, 17)
+        Tl.shard_pieces(runs, 0, 17)
 
 
 # ---------------------------------------------------------------------------------------------
 # Hand-made models end to end
 
 
-@pytest.mark.parametrize("stitch", P.STITCH)
+@pytest.mark.parametrize("stitch", Tl.STITCH)
 def test_counts_exact_every_bin_once_strand_swap_and_shards(tiny, tmp_path, stitch):
     one = P.predict_shard([tiny["counts"]], tiny["fasta"], tmp_path / "one.h5", stitch=stitch,
                           rc=True, untransform=False, batch_size=5)
@@ -176,8 +179,8 @@ def test_counts_exact_every_bin_once_strand_swap_and_shards(tiny, tmp_path, stit
         P.predict_shard([tiny["counts"]], tiny["fasta"], path, shard=i, shards=3, stitch=stitch,
                         rc=True, untransform=False, batch_size=4)
     for k, track in enumerate(["a", "t", "gc"]):
-        P.write_bigwig([tmp_path / "one.h5"], track, tmp_path / f"{track}.bw")
-        P.write_bigwig(shards, track, tmp_path / f"{track}.3.bw")
+        G.write_bigwig([tmp_path / "one.h5"], track, tmp_path / f"{track}.bw")
+        G.write_bigwig(shards, track, tmp_path / f"{track}.3.bw")
         one_job, gathered = all_bins(tmp_path / f"{track}.bw"), all_bins(tmp_path / f"{track}.3.bw")
         for chrom, size in TINY_SIZES.items():
             starts, ends, values = one_job[chrom]
@@ -190,27 +193,27 @@ def test_counts_exact_every_bin_once_strand_swap_and_shards(tiny, tmp_path, stit
     with pyBigWig.open(str(tmp_path / "a.bw")) as bw:
         assert bw.chroms() == TINY_SIZES
     with pytest.raises(SeqnnError, match=r"got shards \[0, 2\] of 3; give every shard file"):
-        P.write_bigwig(shards[::2], "a", tmp_path / "x.bw")
+        G.write_bigwig(shards[::2], "a", tmp_path / "x.bw")
     assert not (tmp_path / "x.bw").exists()
     # without the strand pairs, the reverse complement's T counts land in track a
     unpaired = [{**t, "strand_pair": i} for i, t in enumerate(COUNT_TRACKS)]
     model = count_model(tmp_path / "unpaired.keras", unpaired)
     P.predict_shard([model], tiny["fasta"], tmp_path / "u.h5", rc=True, untransform=False)
-    with P.Predictions([tmp_path / "u.h5"]) as pred:
+    with G.Predictions([tmp_path / "u.h5"]) as pred:
         got = pred.read("chrIII", 0, 125)
     want = expected_counts(tiny["codes"]["chrIII"])
     np.testing.assert_allclose(got[0], (want[:, 0] + want[:, 1]) / 2)
 
 
-@pytest.mark.parametrize("stitch", P.STITCH)
+@pytest.mark.parametrize("stitch", Tl.STITCH)
 def test_each_bin_from_the_documented_windows(tiny, tmp_path, stitch):
     """Position model: centre takes bin p from window p // S (its bin p % S + O//2); average is
     the mean of the bin's index over every window covering it."""
-    tiling = P.Tiling(T, 3, stitch)
+    tiling = Tl.Tiling(T, 3, stitch)
     for i in range(2):
         P.predict_shard([tiny["position"]], tiny["fasta"], tmp_path / f"{i}.h5", shard=i,
                         shards=2, stitch=stitch, overlap=3 * PW, untransform=False, batch_size=3)
-    P.write_bigwig([tmp_path / "0.h5", tmp_path / "1.h5"], "pos", tmp_path / "pos.bw")
+    G.write_bigwig([tmp_path / "0.h5", tmp_path / "1.h5"], "pos", tmp_path / "pos.bw")
     s, a = tiling.stride, tiling.lead
     for chrom, size in TINY_SIZES.items():
         p = np.arange(-(-size // PW))
@@ -260,7 +263,7 @@ def test_tss_summary_and_embeddings(tiny, tmp_path, caplog):
     tss = tmp_path / "tss.bed"
     tss.write_text("chrI\t500\t501\tg1\t0\t+\nchrII\t1000\t1001\tg2\t0\t-\n"
                    "Mito\t5\t6\tg3\t0\t+\n")
-    table = P.tss_summary([shard], str(tss), str(tmp_path / "tss.tsv"), window=40)
+    table = G.tss_summary([shard], str(tss), str(tmp_path / "tss.tsv"), window=40)
     assert "Mito" in caplog.text and table.name.tolist() == ["g1", "g2"]
     want = expected_counts(tiny["codes"]["chrI"])[(500 - 40) // PW : -(-(541) // PW)].mean(0)
     np.testing.assert_allclose(table.loc[0, ["a", "t", "gc"]].astype(float), want)
@@ -288,7 +291,7 @@ def test_cross_fold_takes_each_bin_from_its_held_out_model(tiny, tmp_path):
     contigs.write_text("chrI\t0\t1000\tfold0\nchrI\t1000\t2000\tfold1\nchrII\t0\t2500\tfold2\n")
     P.predict_shard(models, tiny["fasta"], tmp_path / "s.h5", contigs=str(contigs), rc=True,
                     variance=True, untransform=False)
-    with P.Predictions([tmp_path / "s.h5"]) as pred:
+    with G.Predictions([tmp_path / "s.h5"]) as pred:
         chr1, var1 = pred.read("chrI", 0, 188)[2], pred.read("chrI", 0, 188, variance=True)[2]
         chr2 = pred.read("chrII", 0, 157)[2]
     centres = np.arange(188) * PW + PW // 2
@@ -310,22 +313,22 @@ def test_bad_models_and_regions(tiny, tmp_path):
     five = _save(tmp_path / "five.keras", keras.Model(x, keras.layers.Dense(1)(pooled)),
                  [{"identifier": "x"}])
     with pytest.raises(SeqnnError, match="reads 5 channels per base .* seq_depth 4"):
-        P.load_ensemble([five])
+        E.load_ensemble([five])
     x, pooled = _pooled()
     lying = _save(tmp_path / "lying.keras", keras.Model(x, keras.layers.Dense(1)(pooled)),
                   [{"identifier": "x"}], seq_length=512)
     with pytest.raises(SeqnnError, match=r"reads 256 bp but its params' seq_length is 512"):
-        P.load_ensemble([lying])
+        E.load_ensemble([lying])
     x, pooled = _pooled(length=2 * L)
     longer = _save(tmp_path / "long.keras", keras.Model(x, keras.layers.Dense(3)(pooled)),
                    COUNT_TRACKS, stats={**STATS, "seq_length": 2 * L, "target_length": 28},
                    seq_length=2 * L)
     with pytest.raises(SeqnnError, match="long.keras: seq_length 512 differs from 256"):
-        P.load_ensemble([tiny["counts"], longer])
+        E.load_ensemble([tiny["counts"], longer])
     with pytest.raises(SeqnnError, match="reads 256 bp but data.seq_length is 2048"):
-        P.load_ensemble([tiny["counts"]], seq_length=2048)
+        E.load_ensemble([tiny["counts"]], seq_length=2048)
     with pytest.raises(SeqnnError, match="model file not found"):
-        P.load_ensemble([str(tmp_path / "missing.keras")])
+        E.load_ensemble([str(tmp_path / "missing.keras")])
     bed = tmp_path / "elsewhere.bed"
     bed.write_text("chrX\t0\t100\nchr1\t5\t10\n")
     with pytest.raises(SeqnnError) as e:
@@ -351,7 +354,7 @@ def test_cli_predict(tiny, tmp_path, capsys):
                                                "regions.h5", "embeddings.h5"}
     with h5py.File(out / "embeddings.h5") as f:
         assert f["embeddings"].shape == (1, T, 3) and f.attrs["layer"] == "final"
-    with P.Predictions([out / "predictions.h5"]) as pred:  # XLA, last batch padded: exact
+    with G.Predictions([out / "predictions.h5"]) as pred:  # XLA, last batch padded: exact
         want = [expected_counts(tiny["codes"]["chrII"], s)[:44, 2] for s in (-1, 0, 1)]
         np.testing.assert_allclose(pred.read("chrII", 0, 44)[2], np.mean(want, 0), rtol=1e-6)
 
@@ -361,7 +364,7 @@ def test_yeast_tss_regions_off_genome_are_reported(yeast_dir, tiny, tmp_path, ca
     """TSSs.bed lists chromosomes the 3-chromosome FASTA lacks: reported, the rest summarised."""
     fasta, tss = str(yeast_dir / "yeast_II_IV_XVI.fa"), str(yeast_dir / "TSSs.bed")
     P.predict_shard([tiny["counts"]], fasta, tmp_path / "s.h5", bed=tss, untransform=False)
-    table = P.tss_summary([tmp_path / "s.h5"], tss, str(tmp_path / "tss.tsv"), window=0)
+    table = G.tss_summary([tmp_path / "s.h5"], tss, str(tmp_path / "tss.tsv"), window=0)
     assert "region(s) on 14 chromosome(s) not in the genome skipped" in caplog.text
     assert set(table.chrom) == {"II", "IV", "XVI"} and table[["a", "t", "gc"]].notna().all().all()
     with pysam.FastaFile(fasta) as fa:
@@ -422,7 +425,7 @@ def test_rules_shards_gather_cross_fold(tiny, tmp_path):
                     variance=True, contigs=str(tmp_path / "results/data/contigs.bed"),
                     untransform=False)
     for track in ("a", "gc"):
-        P.write_bigwig([tmp_path / "one.h5"], track, tmp_path / "one.bw")
+        G.write_bigwig([tmp_path / "one.h5"], track, tmp_path / "one.bw")
         for a, b in zip(all_bins(tmp_path / "one.bw").values(), all_bins(res / f"{track}.bw")
                         .values()):
             for x, y in zip(a, b):

@@ -14,7 +14,6 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError
-from seqnn.apply import predict as P
 from seqnn.apply import variants as V
 from seqnn.data.dna import decode
 from seqnn.model.build import save_model
@@ -237,13 +236,13 @@ def test_bgzipped_batches_and_errors(tiny, tmp_path, monkeypatch):
     gz = str(tmp_path / "v.vcf.gz")
     pysam.tabix_compress(plain, gz)
     sizes = []
-    forward = P._forward
+    forward = V.compiled_inference
 
     def recording(model, seq_length, batch_size, jit_compile=False):
         fn = forward(model, seq_length, batch_size, jit_compile)
         return lambda x, training=False: sizes.append(len(x)) or fn(x)
 
-    monkeypatch.setattr(P, "_forward", recording)
+    monkeypatch.setattr(V, "compiled_inference", recording)
     V.score_vcf([tiny["model"]], tiny["fasta"], gz, tmp_path / "gz.h5", rc=True, batch_size=3)
     assert sizes == [6, 6, 4, 4]  # (3 + 3 windows, then 2 + 2) x both strands
     V.score_vcf([tiny["model"]], tiny["fasta"], plain, tmp_path / "plain.h5", batch_size=16)

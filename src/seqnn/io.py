@@ -1,4 +1,5 @@
-"""File helpers: atomic writes, so a killed job never leaves a file that looks finished."""
+"""File helpers: atomic writes, so a killed job never leaves a file that looks finished, and the
+TSV tables of results."""
 
 from __future__ import annotations
 
@@ -35,3 +36,10 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy `src` to `dst` through a temporary name (see `atomic_path`)."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def write_tsv(table, path: str | os.PathLike) -> None:
+    """A results table (a DataFrame) as TSV without index, floats to 6 significant digits and
+    NaN as nan, atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="nan")

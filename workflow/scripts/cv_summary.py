@@ -1,4 +1,4 @@
-from seqnn.apply.evaluate import cv_summary
+from seqnn.apply.accuracy import cv_summary
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

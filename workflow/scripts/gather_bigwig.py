@@ -1,4 +1,4 @@
-from seqnn.apply.predict import write_bigwig
+from seqnn.apply.gather import write_bigwig
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-from seqnn.apply.predict import write_regions
+from seqnn.apply.gather import write_regions
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-from seqnn.apply.predict import tss_summary
+from seqnn.apply.gather import tss_summary
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

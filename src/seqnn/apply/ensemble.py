@@ -1,15 +1,33 @@
-"""Test-time augmentation: predictions over shifts and reverse complements, strand-aware.
+"""Ensembles: model files loaded and checked together, compiled inference, test-time
+augmentation, and the mean (and variance) over an ensemble's members.
 
-One-hot channels are A, C, G, T, so the reverse complement of x [B, L, 4] is x[:, ::-1, ::-1].
-A prediction of the reverse complement is flipped back along length and its stranded tracks
+A member is one prediction of a window: a model x a (shift, strand) augmentation. One-hot
+channels are A, C, G, T, so the reverse complement of x [B, L, 4] is x[:, ::-1, ::-1]. A
+prediction of the reverse complement is flipped back along length and its stranded tracks
 swapped through `strand_pair` (track t takes the RC output of track strand_pair[t]).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from seqnn import SeqnnError
+from seqnn.model.build import load_model
+from seqnn.model.params import model_params
+
+log = logging.getLogger("seqnn")
+
+GEOMETRY = ("seq_length", "target_length", "pool_width", "crop_bp")
+
+
+# ---------------------------------------------------------------------------------------------
+# Test-time augmentation
 
 
 def shift_one_hot(x: np.ndarray, shift: int) -> np.ndarray:
@@ -34,8 +52,8 @@ def unflip(y: np.ndarray, strand_pair: Sequence[int] | None) -> np.ndarray:
     return y if strand_pair is None else y[..., list(strand_pair)]
 
 
-def members(model, x: np.ndarray, rc: bool = False, shifts: Sequence[int] = (0,),
-            strand_pair: Sequence[int] | None = None) -> Iterator[np.ndarray]:
+def augmented(model, x: np.ndarray, rc: bool = False, shifts: Sequence[int] = (0,),
+              strand_pair: Sequence[int] | None = None) -> Iterator[np.ndarray]:
     """Yield the forward-strand prediction of every (shift, strand) augmentation of a batch."""
     x = np.asarray(x, dtype=np.float32)
     for shift in shifts:
@@ -50,7 +68,167 @@ def predict_augmented(model, x: np.ndarray, rc: bool = False, shifts: Sequence[i
                       strand_pair: Sequence[int] | None = None) -> np.ndarray:
     """Mean prediction [B, T_len, T] over shifts × strands for one batch x [B, L, 4]."""
     total, n = None, 0
-    for y in members(model, x, rc, shifts, strand_pair):
+    for y in augmented(model, x, rc, shifts, strand_pair):
         total = y if total is None else total + y
         n += 1
     return total / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass
+class Ensemble:
+    """Models of one geometry and track sheet (e.g. the K fold models), ready to predict."""
+
+    paths: list[str]
+    models: list
+    seq_length: int
+    target_length: int
+    pool_width: int
+    crop_bp: int
+    tracks: list[dict]
+
+    @property
+    def identifiers(self) -> list[str]:
+        return [str(t["identifier"]) for t in self.tracks]
+
+    @property
+    def strand_pair(self) -> list[int]:
+        return [int(t.get("strand_pair", i)) for i, t in enumerate(self.tracks)]
+
+
+def _checked(path: str, head: int | None) -> dict:
+    """One model file checked against its own params and statistics: the model (one head),
+    its geometry and its track sheet."""
+    model, meta = load_model(path)
+    if len(model.outputs) > 1:
+        if head is None or not 0 <= head < len(model.outputs):
+            raise SeqnnError(f"{path}: the model has {len(model.outputs)} heads; pick one with "
+                             f"head 0..{len(model.outputs) - 1} (--head, predict.head)")
+        model = keras.Model(model.inputs, model.outputs[head])
+    _, length, depth = model.input_shape
+    _, bins, ntracks = model.output_shape
+    if depth != 4:
+        raise SeqnnError(f"{path}: the model reads {depth} channels per base but predictions "
+                         "feed one-hot DNA (A, C, G, T); use a model with seq_depth 4")
+    declared = model_params(meta["params"] or {}).get("seq_length", length)
+    stats = meta["statistics"] or {}
+    for what, value in (("its params' seq_length", declared),
+                        ("its data's seq_length", stats.get("seq_length", length))):
+        if value != length:
+            raise SeqnnError(f"{path}: the model reads {length} bp but {what} is {value}; "
+                             "re-save the model with matching params and statistics")
+    crop = int(stats.get("crop_bp", 0))
+    pool = int(stats.get("pool_width") or (length - 2 * crop) // bins)
+    if length - 2 * crop != bins * pool:
+        raise SeqnnError(f"{path}: {bins} bins of {pool} bp with crop_bp {crop} do not span "
+                         f"seq_length {length}; save the model with its data's statistics")
+    tracks = meta["targets"]
+    if tracks is None:
+        log.warning("%s: no track sheet in the model; tracks named t0..t%d, untransformed as "
+                    "sums", path, ntracks - 1)
+        tracks = [{"identifier": f"t{i}", "strand_pair": i} for i in range(ntracks)]
+    if len(tracks) != ntracks:
+        raise SeqnnError(f"{path}: the model predicts {ntracks} tracks but its sheet lists "
+                         f"{len(tracks)}; re-save it with the sheet it was trained on")
+    return {"path": str(path), "model": model, "seq_length": length, "target_length": bins,
+            "pool_width": pool, "crop_bp": crop, "tracks": tracks}
+
+
+def load_ensemble(paths: Sequence[str], head: int | None = None,
+                  seq_length: int | None = None) -> Ensemble:
+    """Load model files that share geometry and tracks; `seq_length` is checked if given."""
+    if not paths:
+        raise SeqnnError("predict: no model file given; give at least one .keras model")
+    loaded = [_checked(str(path), head) for path in paths]
+    first = loaded[0]
+    for other in loaded[1:]:
+        for key in GEOMETRY:
+            if other[key] != first[key]:
+                raise SeqnnError(f"{other['path']}: {key} {other[key]} differs from "
+                                 f"{first[key]} of {first['path']}; ensemble models trained "
+                                 "on the same data")
+        if [t["identifier"] for t in other["tracks"]] != [t["identifier"]
+                                                          for t in first["tracks"]]:
+            raise SeqnnError(f"{other['path']}: its tracks differ from those of "
+                             f"{first['path']}; ensemble models trained on the same track sheet")
+    if seq_length is not None and first["seq_length"] != seq_length:
+        raise SeqnnError(f"{first['path']}: the model reads {first['seq_length']} bp but "
+                         f"data.seq_length is {seq_length}; predict with the models trained on "
+                         "this data")
+    return Ensemble([m["path"] for m in loaded], [m["model"] for m in loaded],
+                    *(first[k] for k in (*GEOMETRY, "tracks")))
+
+
+def compiled_inference(model, seq_length: int, batch_size: int, jit_compile: bool = False):
+    """`model` as a compiled inference call x [B, L, 4] -> y for any batch size, called as a
+    model is (`fn(x, training=False)`).
+
+    With `jit_compile` (XLA), smaller batches are padded to `batch_size`, so XLA compiles one
+    shape only.
+    """
+    fn = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile,
+                     reduce_retracing=True,
+                     input_signature=[tf.TensorSpec([None, seq_length, 4], tf.float32)])
+    if not jit_compile:
+        return lambda x, training=False: fn(x)
+
+    def padded(x, training=False):
+        n = len(x)
+        if n >= batch_size:
+            return fn(x)
+        return fn(np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)]))[:n]
+
+    return padded
+
+
+# ---------------------------------------------------------------------------------------------
+# Mean and variance over members
+
+
+class MemberMoments:
+    """Mean and variance over the members (models × augmentations) of one batch, in one
+    streaming pass (Welford's update: members are never held together). `scale` maps each
+    member's prediction before it is averaged (e.g. `coverage.track_untransform`)."""
+
+    def __init__(self, models, rc=False, shifts=(0,), strand_pair=None, scale=None,
+                 variance=False):
+        if not shifts:
+            raise SeqnnError("shifts: give at least one shift, e.g. [0] or [-1, 0, 1]")
+        self.models, self.rc, self.shifts = models, rc, tuple(shifts)
+        self.strand_pair, self.scale, self.variance = strand_pair, scale, variance
+
+    @property
+    def per_model(self) -> int:
+        return len(self.shifts) * (2 if self.rc else 1)
+
+    def moments(self, x: np.ndarray, models) -> tuple[np.ndarray, np.ndarray | None]:
+        n, mean, m2 = 0, 0.0, 0.0
+        for model in models:
+            for y in augmented(model, x, self.rc, self.shifts, self.strand_pair):
+                y = self.scale(y) if self.scale else y
+                n += 1
+                delta = y - mean
+                mean = mean + delta / n
+                if self.variance:
+                    m2 = m2 + delta * (y - mean)
+        return mean, (m2 / n if self.variance else None)
+
+    def __call__(self, x: np.ndarray, groups: np.ndarray | None = None):
+        """Moments of x [B, L, 4]; `groups` [B, T] picks per bin a model (-1: all of them)."""
+        if groups is None:
+            return self.moments(x, self.models)
+        mean = var = None
+        for g in np.unique(groups):
+            rows = (groups == g).any(axis=1)
+            m, v = self.moments(x[rows], self.models if g < 0 else [self.models[g]])
+            if mean is None:
+                mean = np.zeros((len(x), *m.shape[1:]), np.float32)
+                var = np.zeros_like(mean) if self.variance else None
+            pick = (groups[rows] == g)[..., None]
+            mean[rows] = np.where(pick, m, mean[rows])
+            if self.variance:
+                var[rows] = np.where(pick, v, var[rows])
+        return mean, var

@@ -25,7 +25,7 @@ and (shift, strand) augmentations (reverse-complement predictions unflipped via 
     D1 = mean |a - r|   D2 = sqrt(mean (a - r)^2)
 
 Predictions are the models' outputs (as Basenji's SAD), or with `untransform` the tracks'
-units per base (`seqnn.apply.predict.output_scale`); logFC is NaN where a sum is below -1.
+units per base (`seqnn.data.coverage.track_untransform`); logFC is NaN where a sum is below -1.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ import pandas as pd
 import pysam
 
 from seqnn import SeqnnError
-from seqnn.apply.predict import Members, _forward, load_ensemble, output_scale
+from seqnn.apply.ensemble import MemberMoments, compiled_inference, load_ensemble
 from seqnn.data import dna
+from seqnn.data.coverage import track_untransform
 from seqnn.data.genome import fetch_codes, open_fasta
 from seqnn.io import atomic_path
 from seqnn.train.runtime import set_threads
@@ -174,11 +175,21 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
               aliases: dict[str, str] | None = None, threads: int | None = None) -> dict:
     """Score every ALT allele of `vcf` with the models' mean prediction into HDF5 `out_h5`.
 
-    `batch_size` variants are predicted together (their REF and ALT windows in one batch of
-    2 x batch_size); `rc`, `shifts` and `untransform` as in the module docstring; `head` picks
-    the output of multi-head models; `aliases` maps FASTA chromosome names to the VCF's.
-    Returns the counts also stored as the file's attributes (records, variants, scored,
-    flipped, indels and skipped_* per reason) and the seconds taken.
+    Args:
+        models: one model file or several, averaged.
+        fasta, fai: the genome (and its index).
+        vcf: the variants (plain or bgzipped); out_h5: the scores file.
+        rc, shifts: augmentations averaged over (module docstring).
+        batch_size: variants predicted together (their REF and ALT windows in one batch of
+            2 x batch_size).
+        head: the output of multi-head models.
+        untransform: score in the tracks' units per base (module docstring).
+        aliases: FASTA chromosome name -> the VCF's.
+        threads: CPU threads of TensorFlow (None: its default).
+
+    Returns:
+        The counts also stored as the file's attributes (records, variants, scored, flipped,
+        indels and skipped_* per reason) and the seconds taken.
     """
 
     if batch_size < 1:
@@ -195,19 +206,20 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
                   "flipped": int(variants.flipped.sum()),
                   "indels": int((variants.ref.str.len() != variants.alt.str.len()).sum()),
                   "skipped_symbolic": counts["skipped_symbolic"], **skipped}
-        members = Members([_forward(m, ens.seq_length, 2 * batch_size) for m in ens.models],
-                          rc, shifts, ens.strand_pair,
-                          output_scale(ens.tracks, ens.pool_width, untransform))
+        moments = MemberMoments(
+            [compiled_inference(m, ens.seq_length, 2 * batch_size) for m in ens.models], rc,
+            shifts, ens.strand_pair,
+            track_untransform(ens.tracks, ens.pool_width) if untransform else None)
         with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-            _write_table(f, variants, ens.identifiers)
+            _write_variant_table(f, variants, ens.identifiers)
             out = {k: f.create_dataset(k, (len(variants), len(ens.tracks)), np.float32,
                                        track_times=False) for k in SCORES}
             for lo in range(0, len(variants), batch_size):
                 x_ref, x_alt = windows(fa, variants.iloc[lo : lo + batch_size], ens.seq_length)
-                mean, _ = members(np.concatenate([x_ref, x_alt]))
+                mean, _ = moments(np.concatenate([x_ref, x_alt]))
                 for key, value in scores(mean[: len(x_ref)], mean[len(x_ref) :]).items():
                     out[key][lo : lo + len(x_ref)] = value
-            f.attrs.update({**counts, "models": json.dumps([str(p) for p in ens.paths]),
+            f.attrs.update({**counts, "models": json.dumps([str(path) for path in ens.paths]),
                             "rc": bool(rc), "shifts": list(shifts),
                             "untransformed": bool(untransform),
                             "seq_length": ens.seq_length, "pool_width": ens.pool_width})
@@ -217,12 +229,12 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
                     ", ".join(f"{k} {v}" for k, v in counts.items()), out_h5)
     log.info("%s: %d of %d variant(s) scored (%d flipped, %d indels) over %d track(s) x %d "
              "member(s) in %.1f s", out_h5, counts["scored"], alleles, counts["flipped"],
-             counts["indels"], len(ens.tracks), len(ens.models) * members.per_model,
+             counts["indels"], len(ens.tracks), len(ens.models) * moments.per_model,
              counts["seconds"])
     return counts
 
 
-def _write_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
+def _write_variant_table(f, variants: pd.DataFrame, identifiers: list[str]) -> None:
     """The variants' columns (as in the VCF) and the track identifiers into HDF5 `f`."""
     text = h5py.string_dtype()
     for name, column in (("variant_ids", "id"), ("chrom", "chrom"), ("ref", "ref"),

@@ -89,6 +89,27 @@ def untransform(
     return y / scale
 
 
+def track_untransform(tracks, pool_width: int | None = None):
+    """`untransform` of each track of ``[..., tracks]`` arrays by its row of a track sheet
+    (sum_stat, scale, clip_soft; a DataFrame or row dicts), tracks alike done together. With
+    `pool_width`, sum statistics are divided by it: the input track's units per base."""
+    rows = tracks.to_dict("records") if isinstance(tracks, pd.DataFrame) else tracks
+    groups = {}
+    for i, t in enumerate(rows):
+        soft = float(t["clip_soft"]) if _given(t.get("clip_soft")) else None
+        key = (t.get("sum_stat") or "sum", float(t.get("scale") or 1.0), soft)
+        groups.setdefault(key, []).append(i)
+
+    def apply(y: np.ndarray) -> np.ndarray:
+        out = np.empty(np.shape(y), np.float32)
+        for (stat, scale, soft), cols in groups.items():
+            per_base = pool_width if pool_width and stat.startswith("sum") else 1
+            out[..., cols] = untransform(y[..., cols], stat, scale, soft) / per_base
+        return out
+
+    return apply
+
+
 def _bigwig_summary(path: str) -> tuple[int, float, float, float]:
     """Bases covered, min, max and sum of a bigWig's whole-file summary (zeros if it has none)."""
     with open(path, "rb") as f:

@@ -6,6 +6,9 @@ chrom, start, end (and `label`: fold0..fold{K-1}, or train/valid/test).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pysam
@@ -14,7 +17,10 @@ from seqnn import SeqnnError
 from seqnn.data import dna
 from seqnn.io import atomic_path
 
+log = logging.getLogger("seqnn")
+
 BED_COLUMNS = ["chrom", "start", "end"]
+REGION_COLUMNS = ["name", "score", "strand"]
 
 
 def open_fasta(fasta: str, fai: str | None = None) -> pysam.FastaFile:
@@ -42,22 +48,71 @@ def fetch_codes(fa: pysam.FastaFile, chrom: str, start: int, end: int) -> np.nda
     return codes
 
 
-def read_bed(path: str | None, chroms: dict[str, int] | None = None) -> pd.DataFrame:
-    """The first three columns of a BED file (comment and track lines skipped)."""
+def read_bed(path: str | None, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """A tab-separated BED file as columns chrom, start, end (int64) and the `extra` columns
+    that follow them (strings, missing where a row has fewer), e.g. ("label",) or
+    `REGION_COLUMNS`; comment, track and browser lines skipped. No path: an empty table."""
+    names = [*BED_COLUMNS, *extra]
     if not path:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(BED_COLUMNS, "Oii")})
+        dtypes = "Oii" + "O" * len(extra)
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(names, dtypes)})
     try:
-        bed = pd.read_csv(
-            path, sep="\t", header=None, usecols=[0, 1, 2], names=BED_COLUMNS,
-            comment="#", dtype={"chrom": str, "start": np.int64, "end": np.int64},
-        )
+        raw = pd.read_csv(path, sep="\t", header=None, comment="#", dtype=str)
     except (OSError, ValueError) as e:
-        msg = f"{path}: not a readable BED file ({e}); give chrom, start, end columns"
-        raise SeqnnError(msg) from e
-    bed = bed[~bed.chrom.str.startswith(("track", "browser"))]
-    if (bed.end < bed.start).any():
-        raise SeqnnError(f"{path}: a region ends before it starts; fix its start/end columns")
+        raise SeqnnError(f"{path}: not a readable BED file ({e}); give tab-separated chrom, "
+                         "start, end columns") from e
+    raw = raw[~raw[0].str.startswith(("track", "browser"))]
+    if raw.shape[1] < 3:
+        raise SeqnnError(f"{path}: fewer than 3 columns; give chrom, start, end (tab-separated)")
+    try:
+        bed = pd.DataFrame({"chrom": raw[0], "start": raw[1].astype(np.int64),
+                            "end": raw[2].astype(np.int64)})
+    except ValueError as e:
+        raise SeqnnError(f"{path}: start/end are not integers ({e}); fix the BED") from e
+    for i, name in enumerate(extra, 3):
+        bed[name] = raw[i] if raw.shape[1] > i else None
+    if (bed.end < bed.start).any() or (bed.start < 0).any():
+        raise SeqnnError(f"{path}: a region ends before it starts or starts below 0; fix its "
+                         "start/end columns")
     return bed.reset_index(drop=True)
+
+
+def read_regions(path: str, sizes: dict[str, int], aliases: dict[str, str] | None = None,
+                 ) -> pd.DataFrame:
+    """BED regions (chrom start end [name [score strand]]) on the genome (`place_regions`)."""
+    return place_regions(read_bed(path, REGION_COLUMNS), sizes, aliases, path)
+
+
+def place_regions(bed: pd.DataFrame, sizes: dict[str, int], aliases: dict[str, str] | None,
+                  path: str) -> pd.DataFrame:
+    """Regions of a BED (`read_bed` with `REGION_COLUMNS`) in FASTA chromosome names.
+
+    Chromosomes may be named as in the FASTA or by their `aliases` (FASTA name -> alias).
+    Regions on other chromosomes are reported and dropped, ends past a chromosome clipped;
+    the original name stays in `bed_chrom`. Names default to chrom:start-end, strands to +.
+    """
+    df = pd.DataFrame({"bed_chrom": bed.chrom, "start": bed.start, "end": bed.end})
+    df["name"] = bed["name"].fillna(df.bed_chrom + ":" + df.start.astype(str) + "-"
+                                 + df.end.astype(str))
+    df["strand"] = bed["strand"].fillna("+")
+    inverse = {v: k for k, v in (aliases or {}).items()}
+    df.insert(0, "chrom", df.bed_chrom.map(lambda c: c if c in sizes else inverse.get(c, c)))
+    known = df.chrom.isin(list(sizes))
+    if not known.all():
+        missing = df.bed_chrom[~known].unique()
+        log.warning("%s: %d region(s) on %d chromosome(s) not in the genome skipped (%s); the "
+                    "genome has %s", path, (~known).sum(), len(missing), ", ".join(missing[:5]),
+                    ", ".join(list(sizes)[:5]))
+    df = df[known].reset_index(drop=True)
+    if df.empty:
+        raise SeqnnError(f"{path}: no region lies on a chromosome of the genome "
+                         f"({', '.join(list(sizes)[:5])}…); use the FASTA's chromosome names")
+    size = df.chrom.map(sizes)
+    if (df.end > size).any():
+        log.warning("%s: %d region(s) end past their chromosome; clipped", path,
+                    (df.end > size).sum())
+        df["end"] = np.minimum(df.end, size)
+    return df
 
 
 def runs(mask: np.ndarray) -> np.ndarray:
@@ -204,10 +259,7 @@ def write_bed(df: pd.DataFrame, path: str) -> None:
 
 def read_labelled_bed(path: str) -> pd.DataFrame:
     """Read contigs.bed or sequences.bed (chrom start end label)."""
-    return pd.read_csv(
-        path, sep="\t", header=None, names=BED_COLUMNS + ["label"],
-        dtype={"chrom": str, "start": np.int64, "end": np.int64, "label": str},
-    )
+    return read_bed(path, ["label"])
 
 
 def _genome_order(df: pd.DataFrame, chroms: list[str], by_label: list[str] | None = None):

@@ -7,6 +7,9 @@ index column first; sheets with or without it are read alike, and rows are index
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pandas as pd
 
 from seqnn import SeqnnError
@@ -15,6 +18,8 @@ from seqnn.io import atomic_path
 
 COLUMNS = ["identifier", "file", "clip", "clip_soft", "scale", "sum_stat", "strand_pair",
            "description"]
+log = logging.getLogger("seqnn")
+
 DEFAULTS = {"clip": None, "clip_soft": None, "scale": 1.0, "sum_stat": "sum", "description": ""}
 
 
@@ -70,6 +75,27 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
     if (pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0).any():
         raise SeqnnError(f"{path}: scale must be a positive number in every row")
     df["strand_pair"] = pair.astype(int)
+
+
+def data_sheet(data_dir: str, num_targets: int, fallback: list[dict] | None = None,
+               missing: str = "") -> pd.DataFrame | None:
+    """The track sheet of a data directory (data_dir/targets.txt), else the `fallback` rows (a
+    model's own sheet), checked and matched against statistics.json's `num_targets`. Without
+    either: None, logged with what that means (`missing`)."""
+    path = os.path.join(data_dir, "targets.txt")
+    if os.path.exists(path):
+        sheet = read_sheet(path)
+    elif fallback:
+        path = "the model's track sheet"
+        sheet = pd.DataFrame(fallback)
+        check_sheet(sheet, path)
+    else:
+        log.warning("%s: not found; %s", path, missing)
+        return None
+    if len(sheet) != num_targets:
+        raise SeqnnError(f"{path}: {len(sheet)} tracks but statistics.json says num_targets "
+                         f"{num_targets}; use the sheet the data was made with")
+    return sheet
 
 
 def write_sheet(df: pd.DataFrame, path: str) -> None:

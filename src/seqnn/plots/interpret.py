@@ -1,9 +1,9 @@
 """Figures of model interpretation: sequence logos of contribution scores, in-silico
 mutagenesis (ISM) heatmaps and distributions of variant effects.
 
-As in `seqnn.plots.report` (whose style and helpers these share), every function returns a
+As in `seqnn.plots.report` (in the style of `seqnn.plots.style`), every function returns a
 `matplotlib.figure.Figure` built without pyplot, an empty input gives a figure saying so, and
-`seqnn.plots.report.save` writes it. Per-base arrays have one column per base: A, C, G, T.
+`seqnn.plots.style.save` writes it. Per-base arrays have one column per base: A, C, G, T.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from seqnn import SeqnnError
-from seqnn.apply.interpret import input_x_gradient
+from seqnn.apply.attribution import input_x_gradient
 from seqnn.data import dna
-from seqnn.plots.report import MAX_TRACKS, _grid, _message, _styled, save, track_groups
+from seqnn.plots.report import MAX_TRACKS, track_groups
+from seqnn.plots.style import grid, message, save, styled
 
 BASES = "ACGT"
 BASE_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
@@ -77,7 +78,7 @@ def _codes(ref_codes, n: int) -> np.ndarray:
     return codes
 
 
-@_styled
+@styled
 def logo(contrib, start: int | None = None, chrom: str | None = None,
          title: str | None = None) -> Figure:
     """Sequence logo of contributions [L, 4] (e.g. input x gradient) drawn with logomaker: each
@@ -86,14 +87,14 @@ def logo(contrib, start: int | None = None, chrom: str | None = None,
     base, on `chrom`) or the index. Best for windows of up to a few hundred bp."""
     contrib = np.nan_to_num(_per_base(contrib, "logo"))
     if not len(contrib):
-        return _message("No contributions to draw: the window is empty (interpret_plots.logo).")
-    fig, (ax,) = _grid(1, 1, _width(len(contrib), 0.15, 1.5), 2.4)
+        return message("No contributions to draw: the window is empty (interpret_plots.logo).")
+    fig, (ax,) = grid(1, 1, _width(len(contrib), 0.15, 1.5), 2.4)
     _draw_logo(ax, contrib, start)
     ax.set(xlabel=_xlabel(chrom, start), title=title)
     return fig
 
 
-@_styled
+@styled
 def ism_heatmap(ism, ref_codes, start: int | None = None, chrom: str | None = None,
                 title: str | None = None, label: str = "ALT - REF") -> Figure:
     """In-silico mutagenesis scores [W, 4] as a heatmap, bases (rows) by positions (columns),
@@ -103,15 +104,15 @@ def ism_heatmap(ism, ref_codes, start: int | None = None, chrom: str | None = No
     ism = _per_base(ism, "ism_heatmap")
     codes = _codes(ref_codes, len(ism))
     if not len(ism):
-        return _message("No ISM scores to draw: the window is empty "
+        return message("No ISM scores to draw: the window is empty "
                         "(interpret_plots.ism_heatmap).")
-    fig, (ax,) = _grid(1, 1, _width(len(ism), 0.12, 2.5), 2.2)
+    fig, (ax,) = grid(1, 1, _width(len(ism), 0.12, 2.5), 2.2)
     _draw_ism(ax, ism, codes, start, label)
     ax.set(xlabel=_xlabel(chrom, start), title=title)
     return fig
 
 
-@_styled
+@styled
 def region(contrib, ism, ref_codes, start: int, chrom: str, title: str | None = None,
            label: str = "ALT - REF") -> Figure:
     """One region's sequence logo of contributions [W, 4] above its ISM heatmap [W, 4], both
@@ -120,7 +121,7 @@ def region(contrib, ism, ref_codes, start: int, chrom: str, title: str | None = 
     ism = _per_base(ism, "region")
     codes = _codes(ref_codes, len(ism))
     if len(contrib) != len(ism) or not len(ism):
-        return _message(f"No region to draw: {len(contrib)} contribution and {len(ism)} ISM "
+        return message(f"No region to draw: {len(contrib)} contribution and {len(ism)} ISM "
                         "positions (interpret_plots.region).")
     fig = Figure(figsize=(_width(len(ism), 0.14, 2.5), 4.4), layout="constrained")
     top, bottom = fig.subplots(2, 1)
@@ -132,7 +133,7 @@ def region(contrib, ism, ref_codes, start: int, chrom: str, title: str | None = 
     return fig
 
 
-@_styled
+@styled
 def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
                     limit: int = MAX_TRACKS) -> Figure:
     """Distribution of a variant score [V, T] (SAD, or logFC, ...) per track: a violin per
@@ -140,7 +141,7 @@ def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
     names the identifiers to show (default: the first `limit`); NaN scores are left out."""
     sad = np.asarray(sad, dtype=float)
     if not sad.size:
-        return _message(f"No variant effects to draw: no variant was scored ({metric}); see "
+        return message(f"No variant effects to draw: no variant was scored ({metric}); see "
                         "the log of seqnn.apply.variants.score_vcf.")
     if sad.ndim != 2 or sad.shape[1] != len(identifiers):
         raise SeqnnError(f"variant_effects: {metric} of shape {sad.shape} for "
@@ -149,7 +150,7 @@ def variant_effects(sad, identifiers, metric: str = "SAD", tracks=None,
     names = [str(identifiers[t]) for t in shown]
     data = pd.DataFrame({"track": np.repeat(names, len(sad)),
                          metric: sad[:, shown].T.ravel()}).dropna()
-    fig, (ax,) = _grid(1, 1, _width(len(shown), 0.9, 2.0), 3.4)
+    fig, (ax,) = grid(1, 1, _width(len(shown), 0.9, 2.0), 3.4)
     ax.axhline(0, color="0.5", lw=0.8, ls=":")
     few = len(sad) <= STRIP_MAX
     sns.violinplot(data, x="track", y=metric, order=names, ax=ax, cut=0, fill=False,
@@ -168,7 +169,7 @@ def _region_figure(grads, ism, i: int, width: int) -> Figure:
     the shown bases divided by the reference aggregate |A|): the measured effect, not the
     gradient, which a saturated non-linearity can inflate."""
     if i >= len(ism["start"]):
-        return _message(f"No region {i + 1}: the BED has {len(ism['start'])} region(s) on the "
+        return message(f"No region {i + 1}: the BED has {len(ism['start'])} region(s) on the "
                         "genome (interpret.plot_regions asks for more).")
     w0 = int(ism["start"][i] - ism["seq_start"][i])  # the ISM window in the input window
     lo = max((len(ism["seqs"][i]) - width) // 2, 0)

@@ -1,15 +1,14 @@
 """Figures of training and evaluation (seaborn / matplotlib) and HTML pages for the report.
 
-Every figure function returns a `matplotlib.figure.Figure` built without pyplot (no global
-state, any backend) in one style (seaborn whitegrid, colorblind palette); `save` writes it in
-one or more formats. `workflow_plots` draws the figures of the workflow's `plots` rule from its
-files (history.tsv, cv_summary.tsv, examples.h5 of `seqnn.apply.evaluate`, sequences.bed);
-`summary_page` and `config_page` are HTML pages the report shows inline.
+Every figure function returns a `matplotlib.figure.Figure` in the style of `seqnn.plots.style`,
+whose `save` writes it in one or more formats. `workflow_plots` draws the figures of the
+workflow's `plots` rule from its files (history.tsv, cv_summary.tsv, examples.h5 of
+`seqnn.apply.evaluate`, sequences.bed); `summary_page` and `config_page` are HTML pages the
+report shows inline.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import os
@@ -23,46 +22,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from seqnn import SeqnnError
-from seqnn.apply.evaluate import ALL_TRACKS
+from seqnn.apply.accuracy import ALL_TRACKS
 from seqnn.data.genome import read_labelled_bed
 from seqnn.io import atomic_path
+from seqnn.plots.style import PALETTE, grid, message, save, styled
 
 log = logging.getLogger("seqnn")
 
-PALETTE = "colorblind"
 OBSERVED = "0.55"
 MAX_TRACKS = 8
-
-
-def _styled(fn):
-    """Draw inside the common seaborn style."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85), \
-                sns.color_palette(PALETTE):
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def _grid(panels: int, ncols: int, width: float = 3.2, height: float = 2.8):
-    """A figure with `panels` axes in rows of `ncols` (unused cells removed), axes flattened."""
-    ncols = max(1, min(ncols, panels))
-    nrows = -(-panels // ncols)
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[panels:]:
-        ax.remove()
-    return fig, axes[:panels]
-
-
-def _message(text: str) -> Figure:
-    """A figure saying why there is nothing to draw (never a silent empty output)."""
-    fig = Figure(figsize=(6, 2), layout="constrained")
-    ax = fig.subplots()
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    ax.set_axis_off()
-    return fig
 
 
 def track_groups(identifiers, strand_pair, tracks=None, limit: int = MAX_TRACKS) -> list[tuple]:
@@ -91,11 +59,11 @@ def track_groups(identifiers, strand_pair, tracks=None, limit: int = MAX_TRACKS)
 # Figures
 
 
-@_styled
+@styled
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     """Loss and Pearson r by epoch, one colour per fold, training solid and validation dashed;
     a dot marks each fold's best validation r (the saved model)."""
-    fig, (loss_ax, r_ax) = _grid(2, 2, 4.2, 3.2)
+    fig, (loss_ax, r_ax) = grid(2, 2, 4.2, 3.2)
     colors = sns.color_palette(PALETTE, len(histories))
     for (fold, hist), color in zip(histories.items(), colors):
         for ax, key in ((loss_ax, "loss"), (r_ax, "pearsonr")):
@@ -109,15 +77,15 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def scatter(samples: list[tuple[np.ndarray, np.ndarray]], identifiers, groups,
             r: dict[str, float] | None = None) -> Figure:
     """Predicted against observed bins (a sample pooled over folds) per track, log axes of
     value + 1, with the track's cross-validated Pearson r from `r` in the title."""
-    pred = np.concatenate([p for p, _ in samples])
+    pred = np.concatenate([sample_pred for sample_pred, _ in samples])
     target = np.concatenate([t for _, t in samples])
     shown = [t for group in groups for t in group]
-    fig, axes = _grid(len(shown), 4, 2.8, 2.8)
+    fig, axes = grid(len(shown), 4, 2.8, 2.8)
     for ax, t in zip(axes, shown):
         obs, prd = np.maximum(target[:, t], 0) + 1, np.maximum(pred[:, t], 0) + 1
         ax.scatter(obs, prd, s=4, alpha=0.3, linewidths=0, rasterized=True)
@@ -140,13 +108,13 @@ def _long(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
                      value_name=metric).dropna()
 
 
-@_styled
+@styled
 def r_distribution(summary: pd.DataFrame, metric: str = "pearsonr") -> Figure:
     """Distribution of per-track `metric` per test fold (violin, a point per track); the
     folds' ensembles beside the single models when evaluated."""
     data = _long(summary, metric)
     hue = "model" if data.model.nunique() > 1 else None
-    fig, (ax,) = _grid(1, 1, max(4.0, 1.2 * data.fold.nunique() + 2), 3.6)
+    fig, (ax,) = grid(1, 1, max(4.0, 1.2 * data.fold.nunique() + 2), 3.6)
     sns.violinplot(data, x="fold", y=metric, hue=hue, cut=0, inner=None, ax=ax,
                    density_norm="width", fill=False, legend=False)
     sns.stripplot(data, x="fold", y=metric, hue=hue, dodge=hue is not None, ax=ax, size=4,
@@ -156,11 +124,11 @@ def r_distribution(summary: pd.DataFrame, metric: str = "pearsonr") -> Figure:
     return fig
 
 
-@_styled
+@styled
 def fold_bars(summary: pd.DataFrame, metrics=("pearsonr", "r2", "spearmanr")) -> Figure:
     """Per test fold, the mean over tracks of each metric, error bars the SEM over tracks."""
     metrics = [m for m in metrics if m in set(summary.metric)]
-    fig, axes = _grid(len(metrics), 3, 3.4, 3.0)
+    fig, axes = grid(len(metrics), 3, 3.4, 3.0)
     for ax, metric in zip(axes, metrics):
         data = _long(summary, metric)
         hue = "model" if data.model.nunique() > 1 else None
@@ -174,14 +142,14 @@ def _position_kb(locus: dict, pool_width: int) -> np.ndarray:
     return (locus["start"] + (np.arange(len(locus["target"])) + 0.5) * pool_width) / 1000
 
 
-@_styled
+@styled
 def loci(examples: list[dict], identifiers, groups, pool_width: int) -> Figure:
     """Observed (grey) and predicted tracks along example windows (columns), one row per track
     or stranded pair (first track above the axis, its pair mirrored below)."""
     if not examples:
-        return _message("No example windows: the test folds have no window with a defined "
+        return message("No example windows: the test folds have no window with a defined "
                         "Pearson r and no region was asked for (plots.loci).")
-    fig, axes = _grid(len(groups) * len(examples), len(examples), 4.2, 1.5)
+    fig, axes = grid(len(groups) * len(examples), len(examples), 4.2, 1.5)
     axes = axes.reshape(len(groups), len(examples))
     color = sns.color_palette(PALETTE)[0]
     for col, locus in enumerate(examples):
@@ -218,22 +186,22 @@ def _curves(label: np.ndarray, score: np.ndarray):
     return (fp / max(fp[-1], 1), tp / max(tp[-1], 1)), (tp[1:] / max(tp[-1], 1), precision)
 
 
-@_styled
+@styled
 def roc_pr(samples: list[tuple[np.ndarray, np.ndarray]], identifiers, auc_labels, shown,
            auroc: dict[str, float] | None = None) -> Figure:
     """ROC and precision-recall curves of the tracks with labels (binary tracks, or called
     peaks), from the bins sampled in each fold, pooled."""
     if all(auc_labels[t] == "none" for t in shown):
-        return _message("No ROC / PR curves: no track is binary (0/1) and peak calling is off "
+        return message("No ROC / PR curves: no track is binary (0/1) and peak calling is off "
                         "(set evaluate.peaks: true).")
     label = np.concatenate([lab for lab, _ in samples])
     score = np.concatenate([s for _, s in samples])
     positives = label.sum(axis=0)
     tracks = [t for t in shown if auc_labels[t] != "none" and 0 < positives[t] < len(label)]
     if not tracks:
-        return _message("No ROC / PR curves: no peak was called in the sampled test bins "
+        return message("No ROC / PR curves: no peak was called in the sampled test bins "
                         "(or every bin is one).")
-    fig, (roc_ax, pr_ax) = _grid(2, 2, 4.0, 3.6)
+    fig, (roc_ax, pr_ax) = grid(2, 2, 4.0, 3.6)
     for t in tracks:
         (fpr, tpr), (recall, precision) = _curves(label[:, t], score[:, t])
         name = identifiers[t]
@@ -249,12 +217,12 @@ def roc_pr(samples: list[tuple[np.ndarray, np.ndarray]], identifiers, auc_labels
     return fig
 
 
-@_styled
+@styled
 def data_overview(sequences: pd.DataFrame) -> Figure:
     """Windows per split (fold), stacked by chromosome."""
     counts = pd.crosstab(sequences.label, sequences.chrom)
     counts = counts.reindex(sorted(counts.index, key=lambda s: (len(s), s)))
-    fig, (ax,) = _grid(1, 1, max(4.0, 0.8 * len(counts) + 2.5), 3.4)
+    fig, (ax,) = grid(1, 1, max(4.0, 0.8 * len(counts) + 2.5), 3.4)
     bottom = np.zeros(len(counts))
     for chrom, color in zip(counts.columns, sns.color_palette(PALETTE, len(counts.columns))):
         ax.bar(counts.index, counts[chrom], bottom=bottom, label=chrom, color=color)
@@ -266,14 +234,6 @@ def data_overview(sequences: pd.DataFrame) -> Figure:
 
 # ---------------------------------------------------------------------------------------------
 # Files
-
-
-def save(fig: Figure, paths, dpi: int = 150) -> None:
-    """Write `fig` to each path (format from the suffix: png, svg, pdf), atomically."""
-    for path in [paths] if isinstance(paths, str | os.PathLike) else paths:
-        fmt = os.path.splitext(path)[1][1:]
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
 
 
 _PAGE = """<!doctype html>
@@ -355,7 +315,7 @@ def workflow_plots(histories: dict[str, str], summary: str, examples: dict[str, 
               if m in set(table.metric)}
     figures = {
         "training": lambda: training_curves(
-            {fold: pd.read_csv(p, sep="\t") for fold, p in histories.items()}),
+            {fold: pd.read_csv(path, sep="\t") for fold, path in histories.items()}),
         "data": lambda: data_overview(read_labelled_bed(sequences)),
         "scatter": lambda: scatter([(e["sample"]["pred"], e["sample"]["target"])
                                     for e in ex.values()], ids, groups, metric.get("pearsonr")),

@@ -32,6 +32,14 @@ def steady(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(options)
 
 
+def count_records(data_dir: str, label: str, stats: dict) -> int:
+    """Sequences of a split: from statistics.json (`stats`), or counted in its shards."""
+    if f"{label}_seqs" in stats:
+        return int(stats[f"{label}_seqs"])
+    records = tf.data.TFRecordDataset(split_files(data_dir, label), compression_type="ZLIB")
+    return int(records.reduce(0, lambda n, _: n + 1))
+
+
 def _parser(stats: dict, one_hot_stored: bool):
     seq_length, num_targets = stats["seq_length"], stats["num_targets"]
     target_length = stats["target_length"]

@@ -24,13 +24,13 @@ import sys
 import time
 
 import keras
-import pandas as pd
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from seqnn import SeqnnError
-from seqnn.data.records import read_statistics, split_files
+from seqnn.data.records import read_statistics
 from seqnn.data.splits import Splits, data_splits
+from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_copy
 from seqnn.model.build import build_model, save_model
 from seqnn.model.losses import get_loss
@@ -38,7 +38,7 @@ from seqnn.model.metrics import R2, PearsonR
 from seqnn.model.params import model_params, parse_params
 from seqnn.model.presets import resolve_model
 from seqnn.train.checkpoint import HISTORY_COLUMNS, Checkpoint, run_fingerprint, write_history
-from seqnn.train.dataset import dataset
+from seqnn.train.dataset import count_records, dataset
 from seqnn.train.options import PRECISIONS, optimizer, train_options
 from seqnn.train.runtime import doctor, dtype_policy, set_threads
 
@@ -46,30 +46,6 @@ log = logging.getLogger("seqnn")
 
 
 MONITOR = "val_pearsonr"
-
-
-def _count(data_dir, stats, label):
-    """Sequences in a split: from statistics.json, or counted in the shards."""
-    if f"{label}_seqs" in stats:
-        return int(stats[f"{label}_seqs"])
-
-    records = tf.data.TFRecordDataset(split_files(data_dir, label), compression_type="ZLIB")
-    return int(records.reduce(0, lambda n, _: n + 1))
-
-
-def _strand_pair(data_dir, num_targets):
-    """The data's track sheet (targets.txt) and its strand pairs, or (None, None) without one."""
-    path = os.path.join(data_dir, "targets.txt")
-    if not os.path.exists(path):
-        log.warning("%s: not found; reverse-complement augmentation will not swap stranded "
-                    "tracks", path)
-        return None, None
-    sheet = pd.read_csv(path, sep="\t", index_col=0)
-    if len(sheet) != num_targets:
-        raise SeqnnError(f"{path}: {len(sheet)} tracks but statistics.json says num_targets "
-                         f"{num_targets}; regenerate the data directory")
-    pairs = sheet["strand_pair"] if "strand_pair" in sheet else range(len(sheet))
-    return sheet, [int(p) for p in pairs]
 
 
 def _build(params, head, where, strand_pair=None):
@@ -214,7 +190,7 @@ def train(
                          f"{stats['seq_length']}")
     set_threads(threads)
     splits = splits or data_splits(data_dir)
-    counts = {lab: _count(data_dir, stats, lab) for lab in splits.labels()}
+    counts = {lab: count_records(data_dir, lab, stats) for lab in splits.labels()}
     for name, labels in (("training", splits.train), ("validation", [splits.valid])):
         if not sum(counts[lab] for lab in labels):
             raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
@@ -230,7 +206,9 @@ def train(
     else:
         strategy = tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-    sheet, strand_pair = _strand_pair(data_dir, stats["num_targets"])
+    sheet = data_sheet(data_dir, stats["num_targets"], missing="reverse-complement "
+                       "augmentation will not swap stranded tracks")
+    strand_pair = None if sheet is None else sheet.strand_pair.tolist()
     fingerprint = run_fingerprint(params, stats, splits, head, opts, mixed_precision)
     ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
                       {"params": params, "targets": sheet, "statistics": stats})
