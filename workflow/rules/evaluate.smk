@@ -1,7 +1,7 @@
 # Evaluation: each fold's model on its test fold, predictions averaged over reverse complements
 # and shifts (results/eval/f{k}/), the ensemble of the models that did not train on fold k
 # (results/eval/ensemble/f{k}/: f{k} and f{k-1}, which validated on it), and one table across
-# folds (results/eval/cv_summary.tsv). Metrics and their aggregation: seqnn.apply.evaluate.
+# folds (results/eval/cv_summary.tsv). Metrics and their aggregation: seqnn.apply.accuracy.
 
 from seqnn.data.splits import eval_set
 
