@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
@@ -146,6 +147,141 @@ def _stop(state, opts):
     return None
 
 
+@dataclass
+class _Run:
+    """What every step of one training run reads: inputs resolved and checked."""
+
+    params: dict
+    where: str
+    data_dir: str
+    out_dir: str
+    stats: dict
+    opts: dict
+    splits: Splits
+    counts: dict
+    seed: int
+
+    @property
+    def n_train(self) -> int:
+        return sum(self.counts[lab] for lab in self.splits.train)
+
+
+def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision) -> _Run:
+    """Resolve the params against the data, fill the train block and check the splits."""
+    if mixed_precision not in PRECISIONS:
+        raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
+                         "mixed_float16, mixed_bfloat16")
+    stats = read_statistics(data_dir)
+    where = str(params) if isinstance(params, str | os.PathLike) else "params"
+    if not isinstance(params, dict) or "model" not in params:  # a file, preset or preset spec
+        params = resolve_model(params, data=stats)
+    opts = train_options(params, epochs, where)
+    seq_length = model_params(params).get("seq_length")
+    if seq_length != stats["seq_length"]:
+        raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
+                         f"{stats['seq_length']} of {data_dir}/statistics.json; set it to "
+                         f"{stats['seq_length']}")
+    splits = splits or data_splits(data_dir)
+    counts = {lab: count_records(data_dir, lab, stats) for lab in splits.labels()}
+    for name, labels in (("training", splits.train), ("validation", [splits.valid])):
+        if not sum(counts[lab] for lab in labels):
+            raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
+                             "sequence; check the folds / split names and the data stage")
+    return _Run(params, where, data_dir, out_dir, stats, opts, splits, counts, seed)
+
+
+def _strategy(gpu: bool, devices: list[str] | None):
+    """One device, or MirroredStrategy over `devices` or every GPU when there are several."""
+    found = doctor(gpu)["devices"]
+    log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
+    if devices and len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices)
+    if sum(d["type"] == "GPU" for d in found) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _models(run: _Run, head, strand_pair, mixed_precision, strategy, jit_compile, ckpt, state):
+    """The float32 inference model (what is saved) and the compiled training model, restored
+    from the checkpoint `state` when there is one."""
+    with dtype_policy("float32"):  # the saved models compute in float32
+        inference = _build(run.params, head, run.where)
+        _check_shapes(inference, run.stats, run.data_dir, run.where, head)
+        if strand_pair is not None:
+            inference = _build(run.params, head, run.where, strand_pair)
+    with dtype_policy(mixed_precision), strategy.scope():
+        model = compile_model(run.params, run.opts, run.stats["num_targets"], head=head,
+                              strand_pair=strand_pair, jit_compile=jit_compile, where=run.where)
+        if state:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(os.path.join(ckpt.dir, state["weights"]))
+    return inference, model
+
+
+def _datasets(run: _Run, batch: int):
+    """`training(epoch)`: shuffled full batches (a last partial one would retrace the step and
+    skew batch norm), step count stated for the progress bar; and the validation batches."""
+
+    def training(epoch):
+        ds = dataset(run.data_dir, run.splits.train, batch, shuffle=True, seed=run.seed + epoch,
+                     shuffle_buffer=run.opts["shuffle_buffer"])
+        if run.n_train < batch:
+            return ds.apply(tf.data.experimental.assert_cardinality(1))
+        ds = ds.filter(lambda x, y: tf.shape(x)[0] == batch)
+        return ds.apply(tf.data.experimental.assert_cardinality(run.n_train // batch))
+
+    valid = dataset(run.data_dir, run.splits.valid, batch).apply(
+        tf.data.experimental.assert_cardinality(math.ceil(run.counts[run.splits.valid] / batch)))
+    return training, valid
+
+
+def _epoch(run: _Run, model, training, valid, callbacks, state, ckpt_dir) -> dict:
+    """Fit one epoch; its history row. A NaN/inf loss stops the run with one line."""
+    epoch, guard, tic = state["epoch"], _guard(), time.perf_counter()
+    fit = model.fit(training(epoch), validation_data=valid, initial_epoch=epoch,
+                    epochs=run.opts["train_epochs_max"], shuffle=False,
+                    verbose=1 if sys.stdout.isatty() else 2, callbacks=[guard, *callbacks])
+    logs = {k: float(v[-1]) for k, v in fit.history.items()}
+    bad = [k for k in ("loss", "val_loss") if not math.isfinite(logs.get(k, math.nan))]
+    if guard.bad_batch is not None or bad:
+        where_bad = (f"training loss at batch {guard.bad_batch}"
+                     if guard.bad_batch is not None else bad[0])
+        kept = (f"the last good checkpoint (epoch {epoch}) is kept in {ckpt_dir}"
+                if epoch else "no epoch finished, so there is no checkpoint")
+        raise SeqnnError(f"{run.out_dir}: {where_bad} became NaN/inf in epoch {epoch + 1}; "
+                         f"stopped, {kept}. Lower train.learning_rate, set "
+                         "train.global_clipnorm or check the targets, then rerun")
+    return {"epoch": epoch + 1, **{k: logs.get(k) for k in HISTORY_COLUMNS[1:-2]},
+            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "seconds": round(time.perf_counter() - tic, 2)}
+
+
+def _fit(run: _Run, model, inference, ckpt, state, callbacks, batch) -> tuple[dict, int, str]:
+    """Epochs until `_stop` says why; the checkpoint and the best inference model follow each.
+    Returns the final state, the epochs trained in this run and the reason it stopped."""
+    training, valid = _datasets(run, batch)
+    board = _TensorBoard(os.path.join(run.out_dir, "tensorboard"))
+    trained = 0
+    try:
+        while not (reason := _stop(state, run.opts)):
+            row = _epoch(run, model, training, valid, callbacks, state, ckpt.dir)
+            score = row[MONITOR] if math.isfinite(row[MONITOR]) else -math.inf
+            improved = state["epoch"] == 0 or score > state["best_score"]
+            state = {**state, "epoch": row["epoch"], "history": [*state["history"], row]}
+            if improved:
+                state.update(best_epoch=row["epoch"], best_score=score)
+                inference.set_weights(model.get_weights())
+            state = ckpt.save(model, state, inference if improved else None)
+            board.write(row)
+            trained += 1
+            log.info("epoch %d: loss %.4f val_loss %.4f %s %.4f%s (%.1f s)", row["epoch"],
+                     row["loss"], row["val_loss"], MONITOR, row[MONITOR],
+                     " best" if improved else "", row["seconds"])
+    finally:
+        board.close()
+    return state, trained, reason
+
+
 def train(
     params: dict | str | os.PathLike,
     data_dir: str,
@@ -165,67 +301,38 @@ def train(
     """Train the model of `params` on `data_dir`; see the module docstring for what lands in
     `out_dir`. Returns a summary dict (epochs, best epoch and r).
 
-    `params` is a params dict (`train` and `model` blocks), or a params JSON path, preset name
-    or preset mapping `{"preset": ..., "size": ...}`, resolved against the data's statistics
-    (`seqnn.model.presets.resolve_model`).
-
-    `splits` defaults to `data_splits(data_dir)`; `head` picks one head of a multi-head model;
-    `epochs` caps train_epochs_max; `gpu` fails unless TensorFlow sees a GPU (several GPUs train
-    with MirroredStrategy, batch_size per GPU); `jit_compile` is True, False or "auto" (XLA);
-    `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks; `devices`
-    names the devices to replicate over (default: every GPU, when there are several).
+    Args:
+        params: a params dict (`train` and `model` blocks), or a params JSON path, preset name
+            or preset mapping `{"preset": ..., "size": ...}`, resolved against the data's
+            statistics (`seqnn.model.presets.resolve_model`).
+        data_dir: a Basenji data directory (statistics.json, targets.txt, tfrecords/).
+        out_dir: where the models, history, TensorBoard logs and checkpoint go.
+        splits: the training and validation labels (default `data_splits(data_dir)`).
+        head: one head of a multi-head model.
+        epochs: cap on train_epochs_max.
+        seed: seed of weights, shuffling and augmentation.
+        mixed_precision: null, mixed_float16 or mixed_bfloat16 (saved models stay float32).
+        jit_compile: True, False or "auto" (XLA on GPUs only).
+        gpu: fail unless TensorFlow sees a GPU (several GPUs train with MirroredStrategy,
+            batch_size per GPU).
+        threads: cap on TensorFlow's CPU threads.
+        callbacks: extra Keras callbacks.
+        devices: the devices to replicate over (default: every GPU, when there are several).
     """
-    if mixed_precision not in PRECISIONS:
-        raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
-                         "mixed_float16, mixed_bfloat16")
-    stats = read_statistics(data_dir)
-    where = str(params) if isinstance(params, str | os.PathLike) else "params"
-    if not isinstance(params, dict) or "model" not in params:  # a file, preset or preset spec
-        params = resolve_model(params, data=stats)
-    opts = train_options(params, epochs, where)
-    seq_length = model_params(params).get("seq_length")
-    if seq_length != stats["seq_length"]:
-        raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
-                         f"{stats['seq_length']} of {data_dir}/statistics.json; set it to "
-                         f"{stats['seq_length']}")
-    set_threads(threads)
-    splits = splits or data_splits(data_dir)
-    counts = {lab: count_records(data_dir, lab, stats) for lab in splits.labels()}
-    for name, labels in (("training", splits.train), ("validation", [splits.valid])):
-        if not sum(counts[lab] for lab in labels):
-            raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
-                             "sequence; check the folds / split names and the data stage")
-
-    found = doctor(gpu)["devices"]
-    log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
-    gpus = [d for d in found if d["type"] == "GPU"]
-    if devices and len(devices) > 1:
-        strategy = tf.distribute.MirroredStrategy(devices)
-    elif len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-    else:
-        strategy = tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    sheet = data_sheet(data_dir, stats["num_targets"], missing="reverse-complement "
+    set_threads(threads)  # before anything starts TensorFlow
+    run = _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision)
+    strategy = _strategy(gpu, devices)
+    sheet = data_sheet(data_dir, run.stats["num_targets"], missing="reverse-complement "
                        "augmentation will not swap stranded tracks")
     strand_pair = None if sheet is None else sheet.strand_pair.tolist()
-    fingerprint = run_fingerprint(params, stats, splits, head, opts, mixed_precision)
+    fingerprint = run_fingerprint(run.params, run.stats, run.splits, head, run.opts,
+                                  mixed_precision)
     ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
-                      {"params": params, "targets": sheet, "statistics": stats})
+                      {"params": run.params, "targets": sheet, "statistics": run.stats})
     state = ckpt.load(fingerprint)
     keras.utils.set_random_seed(seed + (state["epoch"] if state else 0))
-
-    with dtype_policy("float32"):  # the saved models compute in float32
-        inference = _build(params, head, where)
-        _check_shapes(inference, stats, data_dir, where, head)
-        if strand_pair is not None:
-            inference = _build(params, head, where, strand_pair)
-    with dtype_policy(mixed_precision), strategy.scope():
-        model = compile_model(params, opts, stats["num_targets"], head=head,
-                              strand_pair=strand_pair, jit_compile=jit_compile, where=where)
-        if state:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(os.path.join(ckpt.dir, state["weights"]))
+    inference, model = _models(run, head, strand_pair, mixed_precision, strategy, jit_compile,
+                               ckpt, state)
     if state:
         log.info("resuming from %s after epoch %d (best %s %.4f at epoch %d); delete it to "
                  "start afresh", ckpt.dir, state["epoch"], MONITOR, state["best_score"],
@@ -233,74 +340,15 @@ def train(
     else:
         state = {"fingerprint": fingerprint, "epoch": 0, "best_epoch": 0,
                  "best_score": -math.inf, "history": []}
-
-
-    batch = opts["batch_size"] * replicas
-    n_train = sum(counts[lab] for lab in splits.train)
-
-    def training_batches(epoch):
-        """Shuffled full batches (a last partial one would retrace the step and skew batch
-        norm); the step count is stated, for the progress bar."""
-        ds = dataset(data_dir, splits.train, batch, shuffle=True, seed=seed + epoch,
-                     shuffle_buffer=opts["shuffle_buffer"])
-        if n_train < batch:
-            return ds.apply(tf.data.experimental.assert_cardinality(1))
-        ds = ds.filter(lambda x, y: tf.shape(x)[0] == batch)
-        return ds.apply(tf.data.experimental.assert_cardinality(n_train // batch))
-
-    valid = dataset(data_dir, splits.valid, batch).apply(
-        tf.data.experimental.assert_cardinality(math.ceil(counts[splits.valid] / batch)))
+    batch = run.opts["batch_size"] * strategy.num_replicas_in_sync
     log.info("training on %s (%d seqs), validating on %s (%d seqs); batch %d on %d replica(s); "
-             "%s params", "+".join(splits.train), n_train, splits.valid, counts[splits.valid],
-             batch, replicas, f"{model.count_params():,}")
-    board = _TensorBoard(os.path.join(out_dir, "tensorboard"))
-    verbose = 1 if sys.stdout.isatty() else 2
+             "%s params", "+".join(run.splits.train), run.n_train, run.splits.valid,
+             run.counts[run.splits.valid], batch, strategy.num_replicas_in_sync,
+             f"{model.count_params():,}")
     start = time.perf_counter()
-    trained = 0
-    try:
-        while not (reason := _stop(state, opts)):
-            epoch = state["epoch"]
-            guard = _guard()
-            tic = time.perf_counter()
-            fit = model.fit(training_batches(epoch), validation_data=valid, initial_epoch=epoch,
-                            epochs=opts["train_epochs_max"], shuffle=False, verbose=verbose,
-                            callbacks=[guard, *callbacks])
-            logs = {k: float(v[-1]) for k, v in fit.history.items()}
-            bad = [k for k in ("loss", "val_loss") if not math.isfinite(logs.get(k, math.nan))]
-            if guard.bad_batch is not None or bad:
-                where_bad = (f"training loss at batch {guard.bad_batch}"
-                             if guard.bad_batch is not None else bad[0])
-                kept = (f"the last good checkpoint (epoch {epoch}) is kept in {ckpt.dir}"
-                        if epoch else "no epoch finished, so there is no checkpoint")
-                raise SeqnnError(f"{out_dir}: {where_bad} became NaN/inf in epoch {epoch + 1}; "
-                                 f"stopped, {kept}. Lower train.learning_rate, set "
-                                 "train.global_clipnorm or check the targets, then rerun")
-            row = {"epoch": epoch + 1, **{k: logs.get(k) for k in HISTORY_COLUMNS[1:-2]},
-                   "learning_rate": float(keras.ops.convert_to_numpy(
-                       model.optimizer.learning_rate)),
-                   "seconds": round(time.perf_counter() - tic, 2)}
-            score = row[MONITOR] if math.isfinite(row[MONITOR]) else -math.inf
-            improved = state["epoch"] == 0 or score > state["best_score"]
-            state = {**state, "epoch": epoch + 1, "history": [*state["history"], row]}
-            if improved:
-                state.update(best_epoch=epoch + 1, best_score=score)
-                inference.set_weights(model.get_weights())
-            state = ckpt.save(model, state, inference if improved else None)
-            board.write(row)
-            trained += 1
-            log.info("epoch %d: loss %.4f val_loss %.4f %s %.4f%s (%.1f s)", epoch + 1,
-                     row["loss"], row["val_loss"], MONITOR, row[MONITOR],
-                     " best" if improved else "", row["seconds"])
-    finally:
-        board.close()
-
+    state, trained, reason = _fit(run, model, inference, ckpt, state, callbacks, batch)
     seconds = time.perf_counter() - start
-    write_history(state["history"], os.path.join(out_dir, "history.tsv"))
-
-    inference.set_weights(model.get_weights())
-    save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)
-    best = os.path.join(ckpt.dir, state["best_model"])
-    atomic_copy(best, os.path.join(out_dir, "model_best.keras"))
+    _save(run, inference, model, ckpt, state)
     summary = {
         "epochs": state["epoch"],
         "epochs_this_run": trained,
@@ -308,9 +356,18 @@ def train(
         "best_epoch": state["best_epoch"],
         f"best_{MONITOR}": state["best_score"],
         "seconds": round(seconds, 1),
-        "train_seqs_per_s": round(trained * n_train / seconds, 1) if trained else None,
+        "train_seqs_per_s": round(trained * run.n_train / seconds, 1) if trained else None,
     }
     log.info("trained %s: %d epochs (%d this run, %s), best %s %.4f at epoch %d, %.1f s",
              out_dir, summary["epochs"], trained, reason, MONITOR, state["best_score"],
              state["best_epoch"], seconds)
     return summary
+
+
+def _save(run: _Run, inference, model, ckpt, state) -> None:
+    """history.tsv, model_last.keras (the last weights) and model_best.keras, only now."""
+    write_history(state["history"], os.path.join(run.out_dir, "history.tsv"))
+    inference.set_weights(model.get_weights())
+    save_model(inference, os.path.join(run.out_dir, "model_last.keras"), **ckpt.meta)
+    best = os.path.join(ckpt.dir, state["best_model"])
+    atomic_copy(best, os.path.join(run.out_dir, "model_best.keras"))
