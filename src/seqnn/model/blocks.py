@@ -11,7 +11,7 @@ import keras
 from seqnn import SeqnnError
 from seqnn.model import attention, layers
 from seqnn.model.conv import TapConv1D, UnfoldConv1D
-from seqnn.model.spec import CONV_BLOCK, CONV_NAC
+from seqnn.model.defaults import CONV_BLOCK, CONV_NAC
 
 
 def _l2(scale, l1=0.0):
