@@ -323,7 +323,22 @@ def write_coverage(
     unmappable: str | None = None,
     bam: dict | None = None,
 ) -> np.ndarray:
-    """coverage/{track}.h5: the track's targets for every sequence of sequences.bed."""
+    """coverage/{track}.h5: the track's targets for every sequence of sequences.bed.
+
+    Args:
+        row: the track's sheet row (file, clip, clip_soft, scale, sum_stat, bam_strand...).
+        sequences_bed: the windows (chrom, start, end, label).
+        out: the HDF5 file to write (`targets [num_seqs, target_length]` float16).
+        sizes: chromosome sizes of the FASTA.
+        pool_width: bin width in bp.
+        crop_bp: bp cropped from each end of a window.
+        chrom_aliases: FASTA name -> name in the track file.
+        nan_value: value for bases without data, or "baseline" (the window's median).
+        negative: "error" or "clip" for negative values.
+        blacklist: BED whose bases are clipped to the window's baseline.
+        unmappable: BED treated as the blacklist.
+        bam: BAM counting options (count, min_mapq, reverse_strand).
+    """
     seqs = read_labelled_bed(sequences_bed)
     track = open_track(row["file"], row.get("bam_strand") or None, **(bam or {}))
     used = {c: sizes[c] for c in seqs.chrom.unique()}

@@ -285,7 +285,22 @@ def write_contigs(
     valid_frac: float = 0.1,
     test_frac: float = 0.1,
 ) -> pd.DataFrame:
-    """contigs.bed: contigs of at least seq_length bp, labelled with balanced folds."""
+    """contigs.bed: contigs of at least seq_length bp, labelled with balanced folds.
+
+    Args:
+        fasta: the genome FASTA.
+        out: the BED to write (chrom, start, end, label).
+        seq_length: contigs shorter than this are dropped.
+        folds: K folds (0: train/valid/test by `valid_frac` and `test_frac`).
+        seed: seed of the fold assignment's tie-breaking shuffle.
+        fai: the FASTA's index (default: FASTA.fai).
+        chroms: sequences to use (default: all).
+        min_gap: runs of at least this many N split contigs.
+        break_length: contigs longer than this are cut into equal pieces.
+        gaps: BED of assembly gaps, split like N runs.
+        valid_frac: fraction of the genome for `valid` when `folds` is 0.
+        test_frac: fraction of the genome for `test` when `folds` is 0.
+    """
     contigs = split_contigs(fasta, fai, chroms, min_gap, read_bed(gaps))
     contigs = break_contigs(contigs, seq_length, break_length)
     if contigs.empty:

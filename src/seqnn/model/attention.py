@@ -100,11 +100,28 @@ class MultiheadAttention(keras.layers.Layer):
 
     Logits are `(q + r_w_bias)·k` plus `(q + r_r_bias)·r` where `r` projects the positional
     basis of each relative distance. Query, key, value and positional projections have no bias;
-    the output projection starts at zero so each block starts as the identity. Queries are
-    attended `query_chunk` at a time (None: all at once); the result does not depend on it.
-    `position_basis` is `central_mask` (baskerville's `positional_features`) or Enformer's
-    three bases (`enformer_position_features`: `enformer` as enformer-pytorch, `enformer_tf`
-    with TensorFlow Enformer's gamma normalisation).
+    the output projection starts at zero so each block starts as the identity.
+
+    Args:
+        value_size: value channels per head (the output has `value_size * heads` channels).
+        key_size: query and key channels per head.
+        heads: attention heads.
+        num_position_features: size of the relative position basis (None: `value_size`
+            rounded down to even).
+        attention_dropout: dropout rate on the attention weights (training only).
+        position_dropout: dropout rate on the position basis (training only).
+        content_position_bias: positional logits depend on the query (Enformer) or not.
+        initializer: initializer of the projections.
+        l2_scale: L2 penalty on the projections.
+        seed: seed of the dropout draws.
+        query_chunk: queries attended at a time (None: all at once); the result does not
+            depend on it.
+        position_basis: `central_mask` (baskerville's `positional_features`) or Enformer's
+            three bases (`enformer_position_features`: `enformer` as enformer-pytorch,
+            `enformer_tf` with TensorFlow Enformer's gamma normalisation).
+
+    Input shape: `[batch, length, channels]`. Output shape: `[batch, length, value_size *
+    heads]`.
     """
 
     def __init__(

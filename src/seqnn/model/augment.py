@@ -20,8 +20,13 @@ def reverse_complement(seq):
 class StochasticReverseComplement(keras.layers.Layer):
     """In training, reverse-complement each sequence with probability 1/2.
 
-    Returns `(sequence, flag)` with `flag` a `[batch]` bool telling which sequences were
-    reversed; at inference the sequence passes unchanged and every flag is False.
+    At inference the sequence passes unchanged and every flag is False.
+
+    Args:
+        seed: seed of the draws.
+
+    Input shape: `[batch, length, 4]` one-hot. Output: `(sequence, flag)`, the sequence as the
+    input and `flag` a `[batch]` bool telling which sequences were reversed.
     """
 
     def __init__(self, seed=None, **kwargs):
@@ -50,6 +55,12 @@ class StochasticShift(keras.layers.Layer):
     """In training, shift each sequence by a random offset in `[-shift_max, shift_max]`.
 
     Positions shifted in are zero (an N in one-hot); at inference the sequence passes unchanged.
+
+    Args:
+        shift_max: largest shift in bp.
+        seed: seed of the draws.
+
+    Input shape: `[batch, length, 4]`. Output shape: the input's.
     """
 
     def __init__(self, shift_max=0, seed=None, **kwargs):
@@ -77,10 +88,16 @@ class StochasticShift(keras.layers.Layer):
 
 @register
 class SwitchReverse(keras.layers.Layer):
-    """Undo reverse complementing on predictions `[batch, length, tracks]`.
+    """Undo reverse complementing on predictions.
 
     Where the flag is set, flip the length axis and take track `strand_pair[t]` for track `t`,
     so a minus-strand track returns to its plus-strand partner's column.
+
+    Args:
+        strand_pair: per track, the index of its opposite-strand track (None: no swap).
+
+    Input: `[predictions, flag]` with predictions `[batch, length, tracks]` and flag `[batch]`
+    bool. Output shape: the predictions'.
     """
 
     def __init__(self, strand_pair=None, **kwargs):

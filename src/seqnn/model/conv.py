@@ -16,6 +16,11 @@ class UnfoldConv1D(keras.layers.Conv1D):
     Same weights, options and outputs as `Conv1D`; on few input channels (one-hot DNA) the
     convolution kernels use a CPU poorly and this trains the first layer about 2x faster. Stride 1
     and dilation 1 only; lengths unknown when the model is built fall back to `Conv1D`.
+
+    Args: those of `keras.layers.Conv1D`.
+
+    Input shape: `[batch, length, channels]`. Output shape: `[batch, new_length, filters]`, as
+    `Conv1D` (`new_length` is `length` with padding same).
     """
 
     def call(self, inputs):
@@ -58,6 +63,10 @@ class TapConv1D(keras.layers.Conv1D):
     convolution runs at a fifth of the matmul rate, and this computes it 2-3x faster. Stride 1,
     dilation 1 (TensorFlow's CPU kernels have no dilated transpose), one group, known lengths
     and no GPU; otherwise it is `Conv1D`.
+
+    Args: those of `keras.layers.Conv1D`.
+
+    Input shape: `[batch, length, channels]`. Output shape: as `Conv1D`'s.
     """
 
     def call(self, inputs):

@@ -37,8 +37,16 @@ def gelu(x):
 
 @register
 class Activate(keras.layers.Layer):
-    """Elementwise activation by name; `gelu` is the tanh approximation, as in baskerville;
-    `gelu_sigmoid` is `x sigmoid(1.702 x)` (Basenji, enformer-pytorch)."""
+    """Elementwise activation by name.
+
+    `gelu` is the tanh approximation (baskerville); `gelu_sigmoid` is `x sigmoid(1.702 x)`
+    (Basenji, enformer-pytorch).
+
+    Args:
+        activation: relu, gelu, gelu_sigmoid, sigmoid, tanh, exp, softplus or linear.
+
+    Input shape: any. Output shape: the input's.
+    """
 
     def __init__(self, activation="relu", **kwargs):
         super().__init__(**kwargs)
@@ -69,7 +77,13 @@ class Activate(keras.layers.Layer):
 
 @register
 class Scale(keras.layers.Layer):
-    """Multiply each channel by a learned scalar (zero-initialised: residual branches start off)."""
+    """Multiply each channel by a learned scalar (zero-initialised: residual branches start off).
+
+    Args:
+        initializer: initializer of the `[channels]` scale.
+
+    Input shape: `[batch, length, channels]`. Output shape: the input's.
+    """
 
     def __init__(self, initializer="zeros", **kwargs):
         super().__init__(**kwargs)
@@ -95,6 +109,14 @@ class SoftmaxPool1D(keras.layers.Layer):
     A gain of 2 starts close to max pooling, 0 is average pooling. A length that is not a
     multiple of `pool_size` is padded at the end with positions whose logits are masked out
     (enformer-pytorch's AttentionPool): the last window pools the positions it has.
+
+    Args:
+        pool_size: window width and stride.
+        per_channel: one logit per channel (Enformer's `attention`) or one shared (`softmax`).
+        init_gain: initial value of the logit weights' diagonal.
+
+    Input shape: `[batch, length, channels]`.
+    Output shape: `[batch, ceil(length / pool_size), channels]`.
     """
 
     def __init__(self, pool_size=2, per_channel=False, init_gain=2.0, **kwargs):
@@ -139,8 +161,14 @@ class SoftmaxPool1D(keras.layers.Layer):
 
 @register
 class AdaptivePool1D(keras.layers.Layer):
-    """Pool `[batch, length, channels]` to `[batch, out_length, channels]` (PyTorch's adaptive
-    pooling): output bin i averages or maxes input positions floor(i L / n) to ceil((i+1) L / n).
+    """PyTorch's adaptive pooling: output bin i averages or maxes input positions
+    floor(i L / n) to ceil((i+1) L / n).
+
+    Args:
+        out_length: output bins n.
+        pool_type: avg or max.
+
+    Input shape: `[batch, length, channels]`. Output shape: `[batch, out_length, channels]`.
     """
 
     def __init__(self, out_length, pool_type="avg", **kwargs):
@@ -174,9 +202,14 @@ class AdaptivePool1D(keras.layers.Layer):
 
 @register
 class UnitDense(keras.layers.Layer):
-    """One dense map per channel ("unit") along the length axis (ExplaiNN's grouped layers):
-    `[batch, length, units] -> [batch, out_length, units]`, each unit's profile to its own
-    `out_length` values. Kernels start He-normal over each unit's own `length` inputs.
+    """One dense map per channel ("unit") along the length axis (ExplaiNN's grouped
+    layers): each unit's profile to its own `out_length` values. Kernels start He-normal over
+    each unit's own `length` inputs.
+
+    Args:
+        out_length: output positions per unit.
+
+    Input shape: `[batch, length, units]`. Output shape: `[batch, out_length, units]`.
     """
 
     def __init__(self, out_length, **kwargs):
@@ -212,6 +245,15 @@ class SqueezeExcite(keras.layers.Layer):
     The input is first activated; with a batch `norm_type` the excitation is batch-normalised
     (gamma starts at zero, as in Basenji); it then multiplies the input through a sigmoid, or is
     added to it (`additive`).
+
+    Args:
+        activation: activation of the input and of the bottleneck.
+        additive: add the excitation instead of gating with it.
+        bottleneck_ratio: the bottleneck has `channels // bottleneck_ratio` units.
+        norm_type: batch, batch-sync or None, for the excitation.
+        bn_momentum: batch-norm momentum.
+
+    Input shape: `[batch, length, channels]`. Output shape: the input's.
     """
 
     def __init__(
