@@ -77,22 +77,18 @@ def _add_evaluate(sub) -> None:
         "and the models given) and write OUT/acc.tsv (per track: Pearson r, R2, Spearman r, "
         "Pearson r and R2 untransformed, AUROC/AUPRC) and OUT/examples.h5"
         " (see seqnn.apply.evaluate).")
-    cmd._negative_number_matcher = SHIFTS
     cmd.add_argument("models", nargs="+", metavar="MODEL",
                      help=".keras model file(s); several are averaged")
     cmd.add_argument("data_dir", metavar="DATA_DIR")
     cmd.add_argument("-o", "--out-dir", required=True)
     cmd.add_argument("--split", default="test", help="split label: test, fold{k}, ...")
-    cmd.add_argument("--rc", action="store_true", help="also average reverse complements")
-    cmd.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
-    cmd.add_argument("--batch-size", type=int, default=8)
+    _ensemble_options(cmd, batch_size=8, head=False)
     cmd.add_argument("--peaks", action="store_true",
                      help="AUROC/AUPRC of non-binary tracks against called peaks")
     cmd.add_argument("--tss", help="BED of TSSs (or any regions) for per-gene accuracy")
     cmd.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
     cmd.add_argument("--save-predictions", action="store_true",
                      help="also write OUT/predictions.h5")
-    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
     cmd.set_defaults(func=_evaluate)
 
 
@@ -103,14 +99,12 @@ def _add_predict(sub) -> None:
         "models' seq_length, predict with every model (averaged over --rc and --shifts), stitch "
         "and write OUT/{track}.bw and OUT/predictions.h5, plus the optional outputs below "
         "(see seqnn.apply.predict).")
-    cmd._negative_number_matcher = SHIFTS
     cmd.add_argument("models", nargs="+", metavar="MODEL",
                      help=".keras model file(s); several are averaged (fold order)")
     cmd.add_argument("--fasta", required=True, help="indexed genome FASTA")
     cmd.add_argument("-o", "--out-dir", required=True)
     cmd.add_argument("--bed", help="predict only these regions (default: every chromosome)")
-    cmd.add_argument("--rc", action="store_true", help="also average reverse complements")
-    cmd.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
+    _ensemble_options(cmd, batch_size=32)
     cmd.add_argument("--overlap", type=int,
                      help="bp shared by neighbouring windows' predictions (default 1/4)")
     cmd.add_argument("--stitch", choices=["centre", "average"], default="centre",
@@ -121,8 +115,6 @@ def _add_predict(sub) -> None:
                      help="also OUT/variance/{track}.bw: variance across models x TTA")
     cmd.add_argument("--cross-fold", metavar="CONTIGS_BED",
                      help="predict each fold-k contig of contigs.bed with model k only")
-    cmd.add_argument("--batch-size", type=int, default=32)
-    cmd.add_argument("--head", type=int, help="head of a multi-head model")
     cmd.add_argument("--regions-h5", action="store_true",
                      help="also OUT/regions.h5: the bins of each --bed region")
     cmd.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
@@ -132,7 +124,6 @@ def _add_predict(sub) -> None:
     cmd.add_argument("--embed-layer", help="layer name (default: the penultimate)")
     cmd.add_argument("--jit-compile", action="store_true",
                      help="run the models through XLA (compiled once per run)")
-    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
     cmd.set_defaults(func=_predict)
 
 
@@ -186,17 +177,23 @@ def _add_import(sub) -> None:
 
 def _inputs(parser, what: str) -> None:
     """Arguments `interpret` and `variants` share."""
-    parser._negative_number_matcher = SHIFTS
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help=".keras model file(s); several are averaged")
     parser.add_argument("--fasta", required=True, help="indexed genome FASTA")
     parser.add_argument("--input", required=True, help=what)
     parser.add_argument("-o", "--out", required=True,
                         help="output folder (interpret) or HDF5 file (variants)")
+    _ensemble_options(parser, batch_size=8)
+
+
+def _ensemble_options(parser, batch_size: int, head: bool = True) -> None:
+    """Options of the commands that run model ensembles: augmentation, batch, head, threads."""
+    parser._negative_number_matcher = SHIFTS
     parser.add_argument("--rc", action="store_true", help="also average reverse complements")
     parser.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--head", type=int, help="head of a multi-head model")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    if head:
+        parser.add_argument("--head", type=int, help="head of a multi-head model")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
 
 
