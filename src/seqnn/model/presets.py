@@ -153,6 +153,31 @@ def _check_data(params, data, where):
 
 
 
+def _scale_values(params, path, size, data, scale) -> dict:
+    """A preset's scale keys: its `scale` block, then the named `size`, `data`, then `scale`."""
+    values = dict(params["scale"])
+    if size is not None:
+        sizes = params.get("sizes", {})
+        if size not in sizes:
+            raise SeqnnError(f"{path}: no size {size!r}; sizes: {', '.join(sizes) or 'none'}")
+        values.update(sizes[size])
+    unknown = [k for k in scale if k not in values]
+    if unknown:
+        raise SeqnnError(
+            f"{path}: unknown scale key {unknown[0]!r}; scale keys: {', '.join(values)}"
+        )
+    for key, data_key in DATA_KEYS.items():
+        if key in values and data_key in data:
+            if key in scale and scale[key] != data[data_key]:
+                raise SeqnnError(
+                    f"model: {key} {scale[key]!r} differs from the data's {data_key} "
+                    f"{data[data_key]!r}; leave it out (presets take it from the data)"
+                )
+            values[key] = data[data_key]
+    values.update(scale)
+    return values
+
+
 def resolve_model(model, *, size=None, data=None, **scale) -> dict:
     """Params (`train` and `model` blocks) of a preset or params file, ready to build.
 
@@ -181,26 +206,7 @@ def resolve_model(model, *, size=None, data=None, **scale) -> dict:
         if data:
             _check_data(params, data, path)
         return params
-    values = dict(params["scale"])
-    if size is not None:
-        sizes = params.get("sizes", {})
-        if size not in sizes:
-            raise SeqnnError(f"{path}: no size {size!r}; sizes: {', '.join(sizes) or 'none'}")
-        values.update(sizes[size])
-    unknown = [k for k in scale if k not in values]
-    if unknown:
-        raise SeqnnError(
-            f"{path}: unknown scale key {unknown[0]!r}; scale keys: {', '.join(values)}"
-        )
-    for key, data_key in DATA_KEYS.items():
-        if key in values and data_key in data:
-            if key in scale and scale[key] != data[data_key]:
-                raise SeqnnError(
-                    f"model: {key} {scale[key]!r} differs from the data's {data_key} "
-                    f"{data[data_key]!r}; leave it out (presets take it from the data)"
-                )
-            values[key] = data[data_key]
-    values.update(scale)
+    values = _scale_values(params, path, size, data, scale)
     where = f"preset {path.stem}"
     for key, value in values.items():  # a scale default may be an expression of earlier keys
         values[key] = _substitute(value, values, f"{where}: scale.{key}")
@@ -222,7 +228,6 @@ def resolve_model(model, *, size=None, data=None, **scale) -> dict:
     geometry = {DATA_KEYS[k]: values[k] for k in DATA_KEYS if k in values}
     _check_data(resolved, {**data, **geometry}, where)
     return resolved
-
 
 
 def presets_markdown(summaries: list[dict]) -> str:
