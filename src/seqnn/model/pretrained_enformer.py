@@ -18,6 +18,7 @@ from seqnn import SeqnnError
 from seqnn.model import attention, layers
 from seqnn.model.build import build_model
 from seqnn.model.presets import resolve_model
+from seqnn.model.select import head_dense
 
 CONFIG = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -230,18 +231,9 @@ def _kind(layer):
     return next((kind for cls, kind in kinds if isinstance(layer, cls)), None)
 
 
-def _head_dense(output):
-    """The Dense layer a head output comes from (walking back through weightless layers)."""
-    layer = output._keras_history.operation
-    while not isinstance(layer, keras.layers.Dense):
-        inputs = layer.input  # SwitchReverse takes [predictions, flags]
-        layer = (inputs[0] if isinstance(inputs, list) else inputs)._keras_history.operation
-    return layer
-
-
 def _model_tensors(model, config):
     """Every `(torch name, Keras variable, conversion)` of the built model."""
-    heads = {name: _head_dense(out) for name, out in zip(config["output_heads"], model.outputs)}
+    heads = {name: head_dense(out)[0] for name, out in zip(config["output_heads"], model.outputs)}
     head_ids = {id(layer) for layer in heads.values()}
     trunk = [la for la in model.layers if la.weights and id(la) not in head_ids]
     port = _port_names(config)
@@ -303,5 +295,5 @@ def import_enformer(path, seq_length=None, use_tf_gamma=None):
 
 def trunk_model(model):
     """A Keras model from the sequence to the trunk output (enformer-pytorch's embeddings)."""
-    return keras.Model(model.input, _head_dense(model.outputs[0]).input)
+    return keras.Model(model.input, head_dense(model.outputs[0])[0].input)
 
