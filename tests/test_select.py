@@ -69,7 +69,7 @@ def model_and_input():
 def test_sliced_head_equals_the_full_model_columns(model_and_input):
     model, x = model_and_input
     full = np.asarray(model(x, training=False))
-    small, rows = select_tracks(model, ROWS, ["chip", "cage-"], partners=True)
+    small, rows, _ = select_tracks(model, ROWS, ["chip", "cage-"], partners=True)
     assert [r["identifier"] for r in rows] == ["chip", "cage-", "cage+"]
     assert small.output_shape == (None, 32, 3)
     dense = [la for la in small.layers if isinstance(la, keras.layers.Dense)][-1]
@@ -81,7 +81,7 @@ def test_sliced_head_equals_the_full_model_columns(model_and_input):
 def test_summed_selection_is_the_sum_of_the_columns(model_and_input):
     model, x = model_and_input
     full = np.asarray(model(x, training=False))
-    summed, rows = select_tracks(model, ROWS, "CAGE", sum=True)
+    summed, rows, _ = select_tracks(model, ROWS, "CAGE", sum=True)
     assert [r["identifier"] for r in rows] == ["sum"] and rows[0]["strand_pair"] == 0
     np.testing.assert_allclose(summed(x, training=False), full[..., 1:3].sum(-1, keepdims=True),
                                rtol=1e-5, atol=1e-6)
@@ -91,14 +91,17 @@ def test_reverse_complement_switch_keeps_renumbered_pairs(model_and_input):
     """In training, SwitchReverse flips a reverse-complemented prediction back: a selected
     stranded pair must swap within the selection."""
     model, _ = model_and_input
-    small, rows = select_tracks(model, ROWS, ["cage+"], partners=True)
+    small, rows, _ = select_tracks(model, ROWS, ["cage+"], partners=True)
     switch = [la for la in small.layers if type(la).__name__ == "SwitchReverse"]
     assert [s.strand_pair for s in switch] == [[1, 0]]
     assert [r["strand_pair"] for r in rows] == [1, 0]
 
 
-def test_select_needs_a_dense_head():
+def test_head_without_a_final_dense_is_computed_whole_and_its_columns_taken(model_and_input):
     params = {"model": {**PARAMS["model"], "head": [
         {"name": "final", "units": 6}, {"name": "Cropping1D", "cropping": 2}]}}
-    with pytest.raises(SeqnnError, match="ends in Cropping1D"):
-        select_tracks(build_model(params), ROWS, ["chip"])
+    model, (_, x) = build_model(params), model_and_input
+    full = np.asarray(model(x, training=False))
+    picked, rows, indices = select_tracks(model, ROWS, ["chip", "rna+"])
+    assert indices == [5, 3] and [r["strand_pair"] for r in rows] == [0, 1]
+    np.testing.assert_allclose(picked(x, training=False), full[..., [5, 3]], rtol=1e-6)
