@@ -6,6 +6,7 @@ baskerville params file or of an enformer-pytorch config.json.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from seqnn import SeqnnError
@@ -107,3 +108,24 @@ def published_geometry(weights, format: str, params=None, head: int = 0) -> dict
     heads = list(head_lists(model_params(params)).values())
     units = heads[head][-1].get("units") if head < len(heads) else None
     return {**params_geometry(params), "tracks": units}
+
+
+def pretrained_geometry(block: dict, where: str) -> dict:
+    """Geometry and track count of the published model that a workflow config's
+    `model.pretrained` block names, its files checked first (`where`: the config's name)."""
+    weights, fmt = block["weights"], block["format"]
+    if not os.path.exists(weights):
+        raise SeqnnError(f"{weights}: model.pretrained.weights not found; fix the path in {where} "
+                         "(a Basenji/baskerville .h5 or an enformer-pytorch folder)")
+    if fmt is not None and fmt not in FORMATS:
+        raise SeqnnError(f"model.pretrained.format {fmt!r} in {where} is not a known format; use "
+                         f"{' or '.join(FORMATS)} (or null: from the weights)")
+    fmt = fmt or detect_format(weights)
+    for key, path in (("params", block["params"]), ("targets", block["targets"])):
+        if key == "params" and fmt == "baskerville" and path is None:
+            raise SeqnnError(f"model.pretrained.params: baskerville weights need the params JSON "
+                             f"they were trained with; set it in {where}")
+        if path is not None and not os.path.isfile(path):
+            raise SeqnnError(f"{path}: model.pretrained.{key} file not found; fix the path in "
+                             f"{where}")
+    return {**published_geometry(weights, fmt, block["params"], block["head"]), "format": fmt}
