@@ -105,3 +105,35 @@ def test_head_without_a_final_dense_is_computed_whole_and_its_columns_taken(mode
     picked, rows, indices = select_tracks(model, ROWS, ["chip", "rna+"])
     assert indices == [5, 3] and [r["strand_pair"] for r in rows] == [0, 1]
     np.testing.assert_allclose(picked(x, training=False), full[..., [5, 3]], rtol=1e-6)
+
+
+def test_variant_scores_of_selected_and_summed_tracks_equal_the_full_models(model_and_input,
+                                                                           tmp_path):
+    from conftest import write_tiny_fasta
+
+    from seqnn.apply.variants import read_scores, score_vcf
+    from seqnn.model.build import save_model
+
+    model, _ = model_and_input
+    path = tmp_path / "m.keras"
+    save_model(model, path, params=PARAMS, targets=ROWS,
+               statistics={"seq_length": 256, "pool_width": 8, "crop_bp": 0})
+    fasta = write_tiny_fasta(tmp_path / "g.fa")
+    seq = fasta.read_text().split("\n", 1)[1].replace("\n", "")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   + "".join(f"chrI\t{p}\tv{p}\t{seq[p - 1]}\t{'A' if seq[p - 1] != 'A' else 'C'}"
+                             "\t.\t.\t.\n" for p in (400, 900, 1500)))
+
+    def scores(name, **options):
+        score_vcf([str(path)], str(fasta), str(vcf), str(tmp_path / f"{name}.h5"), rc=True,
+                  shifts=[0, 1], **options)
+        return read_scores(str(tmp_path / f"{name}.h5"))
+
+    full, cut = scores("full"), scores("cut", tracks=["cage-", "chip"])
+    assert list(cut["track_ids"]) == ["cage-", "chip", "cage+"]  # + the partner, for rc
+    np.testing.assert_allclose(cut["SAD"], full["SAD"][:, [2, 5, 1]], rtol=1e-4, atol=1e-5)
+    summed = scores("sum", tracks=["CAGE", "rna+"], sum_tracks=True)
+    assert list(summed["track_ids"]) == ["sum"]
+    np.testing.assert_allclose(summed["SAD"][:, 0], full["SAD"][:, [1, 2, 3, 4]].sum(1),
+                               rtol=1e-4, atol=1e-5)
