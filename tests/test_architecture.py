@@ -23,8 +23,7 @@ KERAS_FREE = [
     "seqnn", "seqnn.config", "seqnn.io", "seqnn.log", "seqnn.cli",
     *(f"seqnn.data.{p.stem}" for p in sorted((SRC / "data").glob("*.py"))),
     "seqnn.model.keys", "seqnn.model.defaults", "seqnn.model.geometry", "seqnn.model.spec",
-    "seqnn.model.params",
-    "seqnn.model.presets", "seqnn.train.gpus",
+    "seqnn.model.params", "seqnn.model.presets", "seqnn.model.published", "seqnn.train.gpus",
     "seqnn.apply.accuracy", "seqnn.apply.attribution", "seqnn.apply.gather", "seqnn.apply.tiling",
     "seqnn.plots.style", "seqnn.plots.report", "seqnn.plots.interpret",
 ]

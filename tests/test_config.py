@@ -10,7 +10,16 @@ from helpers import REPO
 from snakemake.utils import validate
 
 from seqnn import SeqnnError
-from seqnn.config import check, check_files, complete, readme_tables, reference_markdown
+from seqnn.config import (
+    check,
+    check_files,
+    complete,
+    readme_tables,
+    reference_markdown,
+    selections,
+)
+from seqnn.data.selection import track_indices
+from seqnn.model.published import pretrained_geometry
 
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
@@ -36,7 +45,7 @@ def leaves(schema, prefix=""):
 
 
 def test_every_key_has_a_meaning_and_a_default_unless_required():
-    required = {"genome.fasta", "targets", "data.seq_length", "data.stride_train"}
+    required = {"genome.fasta", "targets"}  # data.seq_length, stride_train: see complete
     for name, node in leaves(SCHEMA):
         assert node.get("description"), f"{name}: no description in the schema"
         has_default = "default" in node or "x-default" in node
@@ -56,7 +65,7 @@ def test_schema_fills_every_default_and_complete_derives_the_rest():
     plain = validated()
     for name, node in leaves(SCHEMA):  # every leaf left out takes the schema's default
         section, _, key = name.rpartition(".")
-        if "default" in node and name != "data.pool_width":  # MINIMAL sets pool_width
+        if "default" in node:
             assert (plain[section] if section else plain)[key] == node["default"], name
 
 
@@ -68,9 +77,6 @@ def test_schema_fills_every_default_and_complete_derives_the_rest():
      "predict.regions_h5 needs the regions: set predict.bed in my.yaml"),
     (dict(plots={"tracks": ["a", "zz"]}),
      "plots.tracks in my.yaml names zz, not in t.tsv; use identifiers of the track sheet or "
-     "null (all)"),
-    (dict(interpret={"tracks": ["x", "b"]}),
-     "interpret.tracks in my.yaml names x, not in t.tsv; use identifiers of the track sheet or "
      "null (all)"),
     (dict(data={"crop_bp": 8}),
      "my.yaml: data.crop_bp 8 is not divisible by data.pool_width 16; crop whole bins"),
@@ -120,3 +126,95 @@ def test_config_readme_tables_are_generated_from_the_schema():
         "p.write_text(readme_tables(p.read_text(), "
         "yaml.safe_load((s / 'config.schema.yaml').read_text()), "
         "yaml.safe_load((s / 'targets.schema.yaml').read_text())))\"")
+
+
+SHEET = pd.DataFrame({"identifier": ["a", "b"], "description": ["DNASE:x", "CAGE:y"],
+                      "strand_pair": [0, 1]})
+
+
+def test_data_geometry_defaults_and_the_missing_required_keys():
+    config = validated()
+    assert config["data"]["pool_width"] == 16 and config["data"]["crop_bp"] == 0
+    config = copy.deepcopy(MINIMAL)
+    del config["data"]["stride_train"]
+    validate(config, str(SCHEMA_FILE))
+    with pytest.raises(SeqnnError, match="^data.stride_train is missing in my.yaml; set it"):
+        complete(config, "my.yaml")
+
+
+MODEL = {"seq_length": 4096, "pool_width": 32, "crop_bp": 256, "target_length": 112,
+         "tracks": 4, "format": "baskerville"}
+PRETRAINED = {"model": {"pretrained": {"weights": "m.h5", "targets": "m.txt"}}}
+
+
+def pretrained_config(**data):
+    config = copy.deepcopy({**MINIMAL, **PRETRAINED})
+    config["data"] = {"folds": 0, **data}
+    validate(config, str(SCHEMA_FILE))
+    return config
+
+
+def test_pretrained_geometry_fills_the_data_and_contradictions_fail():
+    config = complete(pretrained_config(), "my.yaml", MODEL)
+    assert {k: config["data"][k] for k in ("seq_length", "pool_width", "crop_bp")} == {
+        "seq_length": 4096, "pool_width": 32, "crop_bp": 256}
+    assert config["data"]["stride_train"] == 3584 == config["data"]["stride_test"] - 512
+    complete(pretrained_config(pool_width=32), "my.yaml", MODEL)  # the model's value: fine
+    with pytest.raises(SeqnnError) as e:
+        complete(pretrained_config(crop_bp=0), "my.yaml", MODEL)
+    assert str(e.value) == ("data.crop_bp 0 in my.yaml contradicts the pretrained model's 256 "
+                            "(m.h5); drop data.crop_bp (the model's is used) or fix it")
+
+
+def model_sheet():
+    return pd.DataFrame({"identifier": [f"m{i}" for i in range(4)], "strand_pair": [0, 1, 3, 2],
+                         "description": ["DNASE:x", "CHIP:y", "CAGE:z", "CAGE:z"]})
+
+
+def test_selections_resolve_each_step_and_map_the_sheet_rows():
+    config = complete(pretrained_config(), "my.yaml", MODEL)
+    config["predict"]["tracks"], config["interpret"]["tracks"] = ["m3"], ["CHIP"]
+    config["evaluate"]["tracks"] = ["m1", 0]
+    picked = selections(config, SHEET, model_sheet(), "my.yaml", track_indices, MODEL)
+    assert picked == {"predict": [3, 2], "interpret": [1], "evaluate": [1, 0]}
+    config["evaluate"]["tracks"] = None  # pretrained: the sheet's identifiers, absent here
+    with pytest.raises(SeqnnError, match="^evaluate.tracks in my.yaml: track 'a' is neither"):
+        selections(config, SHEET, model_sheet(), "my.yaml", track_indices, MODEL)
+    config["evaluate"]["tracks"] = ["CAGE"]  # two tracks for the two rows: fine
+    assert selections(config, SHEET, model_sheet(), "my.yaml", track_indices,
+                      MODEL)["evaluate"] == [2, 3]
+    config["evaluate"]["tracks"] = ["m2"]  # rc brings m3: two for two rows, as above
+    assert selections(config, SHEET, model_sheet(), "my.yaml", track_indices,
+                      MODEL)["evaluate"] == [2, 3]
+    config["evaluate"]["tracks"] = ["m0"]
+    with pytest.raises(SeqnnError) as e:
+        selections(config, SHEET, model_sheet(), "my.yaml", track_indices, MODEL)
+    assert str(e.value) == ("evaluate.tracks in my.yaml picks 1 tracks of m.txt for the 2 rows "
+                            "of t.tsv; name one model track per row, in order (with evaluate.rc, "
+                            "stranded tracks bring their partners)")
+    with pytest.raises(SeqnnError, match="^m.txt: 3 rows but head 0 of m.h5 predicts 4 tracks"):
+        selections(config, SHEET, model_sheet()[:3], "my.yaml", track_indices, MODEL)
+
+
+def test_trained_models_select_from_the_data_sheet():
+    config = validated(interpret={"tracks": ["zz"]})
+    with pytest.raises(SeqnnError, match="^interpret.tracks in my.yaml: track 'zz' is neither an "
+                                         "identifier nor an index of t.tsv"):
+        selections(config, SHEET, SHEET, "my.yaml", track_indices)
+    config = validated()
+    assert selections(config, SHEET, SHEET, "my.yaml", track_indices) == {
+        "predict": [0, 1], "interpret": [0, 1], "evaluate": None}
+
+
+def test_pretrained_files_are_checked_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    block = {"weights": "m.h5", "params": None, "targets": "m.txt", "format": None, "head": 0}
+    with pytest.raises(SeqnnError, match="^m.h5: model.pretrained.weights not found; fix the "
+                                         "path in my.yaml"):
+        pretrained_geometry(block, "my.yaml")
+    (tmp_path / "m.h5").write_bytes(b"")
+    with pytest.raises(SeqnnError, match="^model.pretrained.format 'tf' in my.yaml is not a "
+                                         "known format; use baskerville or enformer"):
+        pretrained_geometry({**block, "format": "tf"}, "my.yaml")
+    with pytest.raises(SeqnnError, match="^model.pretrained.params: baskerville weights need"):
+        pretrained_geometry(block, "my.yaml")

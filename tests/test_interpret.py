@@ -392,6 +392,6 @@ def test_regions_off_the_genome_are_reported(genome, tmp_path):
     bed.write_text("chrZ\t5\t10\n")
     with pytest.raises(SeqnnError, match="no region lies on a chromosome of the genome"):
         I.ism([genome["model"]], genome["fasta"], str(bed), str(tmp_path / "y.h5"))
-    with pytest.raises(SeqnnError, match="track 'zz' is not predicted"):
+    with pytest.raises(SeqnnError, match="track 'zz' is neither an identifier nor an index"):
         I.gradient_maps([genome["model"]], genome["fasta"], genome["bed"],
                         str(tmp_path / "z.h5"), tracks="zz")

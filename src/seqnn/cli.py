@@ -9,6 +9,8 @@ import sys
 
 # "--shifts -1,0,1": read as a value, not as an option
 SHIFTS = re.compile(r"^-\d+(,-?\d+)*$")
+TRACKS_HELP = ("tracks, comma-separated: identifiers, row indices or regexes of the "
+               "descriptions (default: all); the head is cut to them")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +91,10 @@ def _add_evaluate(sub) -> None:
     cmd.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
     cmd.add_argument("--save-predictions", action="store_true",
                      help="also write OUT/predictions.h5")
+    cmd.add_argument("--tracks", type=_items,
+                     help="the models' tracks that DATA_DIR's rows are, in order (identifiers, "
+                     "indices or description regexes, comma-separated; default: all); e.g. a "
+                     "published model on your tracks")
     cmd.set_defaults(func=_evaluate)
 
 
@@ -115,6 +121,7 @@ def _add_predict(sub) -> None:
                      help="also OUT/variance/{track}.bw: variance across models x TTA")
     cmd.add_argument("--cross-fold", metavar="CONTIGS_BED",
                      help="predict each fold-k contig of contigs.bed with model k only")
+    _track_options(cmd)
     cmd.add_argument("--regions-h5", action="store_true",
                      help="also OUT/regions.h5: the bins of each --bed region")
     cmd.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
@@ -136,7 +143,7 @@ def _add_interpret(sub) -> None:
         "--ism-width, OUT/ism.h5 (every substitution of the centre bases); all averaged over "
         "the models, --rc and --shifts (see seqnn.apply.interpret).")
     _inputs(cmd, "BED regions")
-    cmd.add_argument("--tracks", help="identifiers, comma-separated (default: all)")
+    _track_options(cmd, sum_tracks=False)
     cmd.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
     cmd.add_argument("--reduce", choices=["sum", "mean"], default="sum")
     cmd.add_argument("--tss", action="store_true",
@@ -153,6 +160,7 @@ def _add_variants(sub) -> None:
         "VCF and write OUT (HDF5): per variant and track SAD, logFC, D1, D2, averaged over the "
         "models, --rc and --shifts; skipped variants are counted (see seqnn.apply.variants).")
     _inputs(cmd, "VCF (plain or bgzipped)")
+    _track_options(cmd)
     cmd.set_defaults(func=_variants)
 
 
@@ -195,6 +203,17 @@ def _ensemble_options(parser, batch_size: int, head: bool = True) -> None:
     if head:
         parser.add_argument("--head", type=int, help="head of a multi-head model")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+
+
+def _items(text: str) -> list[str]:
+    return text.split(",")
+
+
+def _track_options(parser, sum_tracks: bool = True) -> None:
+    parser.add_argument("--tracks", type=_items, help=TRACKS_HELP)
+    if sum_tracks:
+        parser.add_argument("--sum-tracks", action="store_true",
+                            help="one output: the sum of --tracks (Basenji's target_sum)")
 
 
 def _scale_item(text: str) -> tuple:
@@ -284,7 +303,8 @@ def _evaluate(args, log) -> None:
     summary = evaluate(
         args.models, args.data_dir, args.out_dir, split=args.split, rc=args.rc, shifts=shifts,
         batch_size=args.batch_size, peaks=args.peaks, tss=args.tss, tss_window=args.tss_window,
-        save_predictions=args.save_predictions, threads=args.threads,
+        save_predictions=args.save_predictions, tracks=args.tracks,
+        threads=args.threads,
     )
     print(json.dumps(summary))
 
@@ -297,7 +317,8 @@ def _predict(args, log) -> None:
         args.models, args.fasta, args.out_dir, bed=args.bed, rc=args.rc, shifts=shifts,
         overlap=args.overlap, stitch=args.stitch, untransform=not args.transformed,
         variance=args.variance, contigs=args.cross_fold, batch_size=args.batch_size,
-        head=args.head, regions_h5=args.regions_h5, tss_bed=args.tss,
+        head=args.head, tracks=args.tracks, sum_tracks=args.sum_tracks,
+        regions_h5=args.regions_h5, tss_bed=args.tss,
         tss_window=args.tss_window, embed_bed=args.embed, embed_layer=args.embed_layer,
         threads=args.threads, jit_compile=args.jit_compile,
     )
@@ -309,7 +330,7 @@ def _interpret(args, log) -> None:
 
     from seqnn.apply.interpret import gradient_maps, ism
 
-    options = {"tracks": args.tracks.split(",") if args.tracks else None, "window": args.window,
+    options = {"tracks": args.tracks, "window": args.window,
                "reduce": args.reduce, "rc": args.rc, "shifts": _shifts(args.shifts),
                "tss": args.tss, "batch_size": args.batch_size, "head": args.head,
                "threads": args.threads}
@@ -328,7 +349,8 @@ def _variants(args, log) -> None:
 
     print(json.dumps(score_vcf(
         args.models, args.fasta, args.input, args.out, rc=args.rc, shifts=_shifts(args.shifts),
-        batch_size=args.batch_size, head=args.head, threads=args.threads)))
+        batch_size=args.batch_size, head=args.head, tracks=args.tracks,
+        sum_tracks=args.sum_tracks, threads=args.threads)))
 
 
 def _demo(args, log) -> None:

@@ -16,11 +16,35 @@ from collections.abc import Callable
 from seqnn import SeqnnError
 
 GPU_SECTIONS = ("evaluate", "predict", "interpret")  # their `gpu` defaults to train.gpu
+GEOMETRY = ("seq_length", "pool_width", "crop_bp")
+DATA_DEFAULTS = {"pool_width": 32, "crop_bp": 0}
 
 
-def complete(config: dict) -> dict:
-    """Fill the defaults that depend on other keys (after schema validation), in place."""
-    config["data"].setdefault("stride_test", config["data"]["seq_length"])  # as Basenji
+def pretrained(config: dict) -> dict | None:
+    """The `model.pretrained` block, or None when the workflow trains its models."""
+    model = config["model"]
+    return model["pretrained"] if isinstance(model, dict) and "pretrained" in model else None
+
+
+def complete(config: dict, where: str = "the config", model: dict | None = None) -> dict:
+    """Fill the defaults that depend on other keys (after schema validation), in place: the
+    data geometry is the pretrained model's `model` (`seqnn.model.published.pretrained_geometry`;
+    a contradicting value is an error), else 32 bp bins without crop."""
+    data, block = config["data"], pretrained(config)
+    if block is not None:
+        for key in GEOMETRY:
+            if data.setdefault(key, model[key]) != model[key]:
+                raise SeqnnError(f"data.{key} {data[key]} in {where} contradicts the pretrained "
+                                 f"model's {model[key]} ({block['weights']}); drop data.{key} "
+                                 "(the model's is used) or fix it")
+        data.setdefault("stride_train", data["seq_length"] - 2 * data["crop_bp"])
+    for key in ("seq_length", "stride_train"):
+        if key not in data:
+            raise SeqnnError(f"data.{key} is missing in {where}; set it (bp) or use "
+                             "model.pretrained, whose geometry fills it")
+    for key, value in DATA_DEFAULTS.items():
+        data.setdefault(key, value)
+    data.setdefault("stride_test", data["seq_length"])  # as Basenji
     for section in GPU_SECTIONS:
         config[section].setdefault("gpu", config["train"]["gpu"])
     return config
@@ -81,12 +105,47 @@ def check(config: dict, tracks: list[str], where: str) -> None:
                          f"{where} or predict.cross_fold: false")
     if predict["regions_h5"] and not predict["bed"]:
         raise SeqnnError(f"predict.regions_h5 needs the regions: set predict.bed in {where}")
-    for section in ("plots", "interpret"):
-        unknown = [t for t in config[section]["tracks"] or [] if t not in tracks]
-        if unknown:
-            raise SeqnnError(f"{section}.tracks in {where} names {', '.join(unknown)}, not in "
-                             f"{config['targets']}; use identifiers of the track sheet or null "
-                             "(all)")
+    unknown = [t for t in config["plots"]["tracks"] or [] if t not in tracks]
+    if unknown:
+        raise SeqnnError(f"plots.tracks in {where} names {', '.join(unknown)}, not in "
+                         f"{config['targets']}; use identifiers of the track sheet or null (all)")
+
+
+def selections(config: dict, sheet, model_sheet, where: str, resolve: Callable,
+               model: dict | None = None) -> dict:
+    """The tracks each step uses, as row indices of the model's sheet (`model_sheet`: the
+    pretrained model's, whose geometry and track count are `model`, else the data's `sheet`):
+    `predict` (with its strand partners under rc), `interpret` and `evaluate` (one per row of
+    `sheet`, or None: all). `resolve` is `seqnn.data.selection.track_indices`."""
+    block = pretrained(config)
+    source = block["targets"] if block else config["targets"]
+    if block is not None:
+        want = model["tracks"]
+        if want is not None and want != len(model_sheet):
+            raise SeqnnError(f"{source}: {len(model_sheet)} rows but head {block['head']} of "
+                             f"{block['weights']} predicts {want} tracks; give the targets file "
+                             "of this head (model.pretrained.targets)")
+
+    def pick(key, tracks, partners=False):
+        return resolve(model_sheet, tracks, partners=partners, sheet=source,
+                       where=f"{key} in {where}")
+
+    evaluate = config["evaluate"]
+    chosen = evaluate["tracks"]
+    if chosen is None and block is not None:
+        chosen = list(sheet.identifier)
+    picked = None
+    if chosen is not None:
+        picked = pick("evaluate.tracks", chosen, evaluate["rc"])
+        if len(picked) != len(sheet):
+            raise SeqnnError(f"evaluate.tracks in {where} picks {len(picked)} tracks of {source} "
+                             f"for the {len(sheet)} rows of {config['targets']}; name one model "
+                             "track per row, in order (with evaluate.rc, stranded tracks bring "
+                             "their partners)")
+    return {"predict": pick("predict.tracks", config["predict"]["tracks"],
+                            config["predict"]["rc"]),
+            "interpret": pick("interpret.tracks", config["interpret"]["tracks"]),
+            "evaluate": picked}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ import os
 from snakemake.utils import validate
 
 from seqnn import SeqnnError
-from seqnn.config import check, check_files, complete
+from seqnn.config import check, check_files, complete, pretrained, selections
 from seqnn.data.fetch import is_url
 from seqnn.data.genome import fold_labels
+from seqnn.data.selection import track_indices
 from seqnn.data.targets import read_sheet
 from seqnn.model.presets import preset_file
+from seqnn.model.published import pretrained_geometry
 
 
 def fail(message):
@@ -21,9 +23,13 @@ CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
 
 # the schema fills every default; rules read the validated values directly
 validate(config, "../schemas/config.schema.yaml")
-complete(config)
+# model: {pretrained: ...}: a published model imported once, no training; the data at its geometry
+PRETRAINED = pretrained(config)
 try:
+    PRETRAINED_MODEL = PRETRAINED and pretrained_geometry(PRETRAINED, CONFIG_NAME)
+    complete(config, CONFIG_NAME, PRETRAINED_MODEL)
     SHEET = read_sheet(config["targets"])
+    MODEL_SHEET = read_sheet(PRETRAINED["targets"]) if PRETRAINED else SHEET
 except SeqnnError as e:
     fail(str(e))
 validate(SHEET, "../schemas/targets.schema.yaml")
@@ -67,17 +73,27 @@ def generated(path):
 try:
     check(config, TRACKS, CONFIG_NAME)
     check_files(config, SHEET, CONFIG_NAME, generated)
+    # rows of the model's sheet each step uses (predict: with strand partners under rc)
+    SELECTED = selections(config, SHEET, MODEL_SHEET, CONFIG_NAME, track_indices,
+                          PRETRAINED_MODEL)
 except SeqnnError as e:
     fail(str(e))
 
 
-# config `model`: a params JSON path, a preset name, or {preset: NAME, size: SIZE, KEY: VALUE}
+def selected_ids(step):
+    return [str(MODEL_SHEET.identifier[i]) for i in SELECTED[step]]
+
+
+# config `model`: a params JSON path, a preset name, {preset: NAME, size: SIZE, KEY: VALUE}, or
+# {pretrained: {...}} (no params file: rule import_model writes the model)
 MODEL = config["model"]
 try:
-    MODEL_FILE = str(preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
+    MODEL_FILE = None if PRETRAINED else str(
+        preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
 except SeqnnError as e:
     fail(str(e))
 MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]
+PRETRAINED_FILE = "results/models/pretrained/model.keras"
 
 
 def track_row(wildcards):
@@ -99,4 +115,7 @@ def data_outputs():
 
 
 def model_outputs():
+    """The models downstream steps use: the fold models, or the imported one."""
+    if PRETRAINED:
+        return [PRETRAINED_FILE]
     return expand("results/models/f{fold}/model_best.keras", fold=MODEL_FOLDS)

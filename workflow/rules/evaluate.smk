@@ -2,10 +2,12 @@
 # and shifts (results/eval/f{k}/), the ensemble of the models that did not train on fold k
 # (results/eval/ensemble/f{k}/: f{k} and f{k-1}, which validated on it), and one table across
 # folds (results/eval/cv_summary.tsv). Metrics and their aggregation: seqnn.apply.accuracy.
+# With model.pretrained, the imported model is evaluated on every fold (it trained on none of
+# the user's data), its tracks matched to the sheet's rows by evaluate.tracks.
 
 from seqnn.data.splits import eval_set
 
-EVAL_ENSEMBLE = EVAL["ensemble"] and DATA["folds"] >= 3
+EVAL_ENSEMBLE = EVAL["ensemble"] and DATA["folds"] >= 3 and not PRETRAINED
 EVAL_OUTPUTS = ["results/eval/cv_summary.tsv"]
 
 
@@ -15,9 +17,13 @@ wildcard_constraints:
 
 rule evaluate:
     input:
-        models=lambda wc: expand(
-            "results/models/f{fold}/model_best.keras",
-            fold=eval_set(DATA["folds"], wc.evalset)[1],
+        models=lambda wc: (
+            model_outputs()
+            if PRETRAINED
+            else expand(
+                "results/models/f{fold}/model_best.keras",
+                fold=eval_set(DATA["folds"], wc.evalset)[1],
+            )
         ),
         stats="results/data/statistics.json",
         sheet="results/data/targets.txt",
@@ -55,6 +61,7 @@ rule evaluate:
             "sample_points": PLOTS_CONFIG["sample_points"],
             "loci": PLOTS_CONFIG["loci"],
             "n_loci": PLOTS_CONFIG["n_loci"],
+            "tracks": SELECTED["evaluate"],
         },
     log:
         "results/logs/evaluate/{evalset}.log",

@@ -2,11 +2,11 @@
 # regions of interpret.bed, variant effects of interpret.vcf, and their figures for the report.
 
 INTERPRET_GPU = INTERPRET["gpu"]
-INTERPRET_TRACKS = INTERPRET["tracks"] or TRACKS
+INTERPRET_TRACKS = selected_ids("interpret")
 INTERPRET_REGIONS = [f"region{i}" for i in range(INTERPRET["plot_regions"])]
 
 INTERPRET_OPTIONS = {
-    "tracks": INTERPRET["tracks"],
+    "tracks": None if INTERPRET["tracks"] is None else SELECTED["interpret"],
     "window": INTERPRET["window"],
     "reduce": INTERPRET["reduce"],
     "rc": INTERPRET["rc"],
@@ -100,6 +100,8 @@ rule variants:
         rc=INTERPRET["rc"],
         shifts=INTERPRET["shifts"],
         head=INTERPRET["head"],
+        tracks=INTERPRET_OPTIONS["tracks"],
+        sum_tracks=INTERPRET["sum_tracks"],
         aliases=GENOME["chrom_aliases"],
         batch_size=INTERPRET["batch_size"],
     log:

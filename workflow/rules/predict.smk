@@ -15,9 +15,10 @@ wildcard_constraints:
 
 
 # what `rule all` asks of this step
+PREDICT_TRACKS = selected_ids("predict")
 PREDICT_OUTPUTS = (
-    expand("results/predict/{track}.bw", track=TRACKS)
-    + expand(list(PREDICT_VARIANCE.values()), track=TRACKS)
+    expand("results/predict/{track}.bw", track=PREDICT_TRACKS)
+    + expand(list(PREDICT_VARIANCE.values()), track=PREDICT_TRACKS)
     + (["results/predict/regions.h5"] if PREDICT["regions_h5"] else [])
     + (["results/predict/tss.tsv"] if PREDICT["tss_bed"] else [])
     + (["results/predict/embeddings.h5"] if PREDICT["embed_bed"] else [])
@@ -46,6 +47,7 @@ rule predict:
             "variance": PREDICT["variance"],
             "batch_size": PREDICT["batch_size"],
             "head": PREDICT["head"],
+            "tracks": None if PREDICT["tracks"] is None else SELECTED["predict"],
             "jit_compile": PREDICT["jit_compile"],
         },
     log:

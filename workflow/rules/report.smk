@@ -2,7 +2,9 @@
 # configuration used, each registered for `snakemake --report report.html` with its caption in
 # workflow/report/. Figures are PNG, and also svg / pdf by plots.formats.
 
-PLOT_NAMES = ["data", "training", "scatter", "r_distribution", "folds", "loci", "roc_pr"]
+# a pretrained model has no training curves
+PLOT_NAMES = ["data", *([] if PRETRAINED else ["training"]), "scatter", "r_distribution", "folds",
+              "loci", "roc_pr"]
 PLOT_FORMATS = ["png"] + [f for f in PLOTS_CONFIG["formats"] if f != "png"]
 REPORT_OUTPUTS = [
     *expand("results/plots/{name}.{fmt}", name=PLOT_NAMES, fmt=PLOT_FORMATS),
@@ -13,7 +15,9 @@ REPORT_OUTPUTS = [
 
 rule plots:
     input:
-        histories=expand("results/models/f{fold}/history.tsv", fold=MODEL_FOLDS),
+        histories=(
+            [] if PRETRAINED else expand("results/models/f{fold}/history.tsv", fold=MODEL_FOLDS)
+        ),
         summary="results/eval/cv_summary.tsv",
         examples=expand("results/eval/f{fold}/examples.h5", fold=MODEL_FOLDS),
         sequences="results/data/sequences.bed",
@@ -21,10 +25,16 @@ rule plots:
         data=report(
             "results/plots/data.png", caption="../report/data.rst", category="Data"
         ),
-        training=report(
-            "results/plots/training.png",
-            caption="../report/training.rst",
-            category="Training",
+        **(
+            {}
+            if PRETRAINED
+            else {
+                "training": report(
+                    "results/plots/training.png",
+                    caption="../report/training.rst",
+                    category="Training",
+                )
+            }
         ),
         summary=report(
             "results/plots/summary.html",

@@ -18,8 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from seqnn import SeqnnError
+from seqnn.data.selection import track_indices
 from seqnn.model.build import load_model
 from seqnn.model.params import model_params
+from seqnn.model.select import select_tracks
 
 log = logging.getLogger("seqnn")
 
@@ -89,6 +91,8 @@ class Ensemble:
     pool_width: int
     crop_bp: int
     tracks: list[dict]
+    selected: list[int] | None = None  # the tracks' rows in the models' own sheet
+    asked: int | None = None  # how many were asked for (strand partners follow them)
 
     @property
     def identifiers(self) -> list[str]:
@@ -99,9 +103,9 @@ class Ensemble:
         return [int(t.get("strand_pair", i)) for i, t in enumerate(self.tracks)]
 
 
-def _checked(path: str, head: int | None) -> dict:
-    """One model file checked against its own params and statistics: the model (one head),
-    its geometry and its track sheet."""
+def _checked(path: str, head: int | None, selection: dict) -> dict:
+    """One model file checked against its own params and statistics: the model (one head, cut
+    to `selection`: `select_tracks`' tracks, sum and partners), its geometry and track sheet."""
     model, meta = load_model(path)
     if len(model.outputs) > 1:
         if head is None or not 0 <= head < len(model.outputs):
@@ -133,16 +137,28 @@ def _checked(path: str, head: int | None) -> dict:
     if len(tracks) != ntracks:
         raise SeqnnError(f"{path}: the model predicts {ntracks} tracks but its sheet lists "
                          f"{len(tracks)}; re-save it with the sheet it was trained on")
+    where, sheet, asked = f"tracks of {path}", "its track sheet", None
+    if selection["tracks"] is not None and not selection["sum"]:
+        asked = len(track_indices(tracks, selection["tracks"], where=where, sheet=sheet))
+    model, tracks, selected = select_tracks(model, tracks, **selection, where=where, sheet=sheet)
     return {"path": str(path), "model": model, "seq_length": length, "target_length": bins,
-            "pool_width": pool, "crop_bp": crop, "tracks": tracks}
+            "pool_width": pool, "crop_bp": crop, "tracks": tracks, "selected": selected,
+            "asked": asked}
 
 
 def load_ensemble(paths: Sequence[str], head: int | None = None,
-                  seq_length: int | None = None) -> Ensemble:
-    """Load model files that share geometry and tracks; `seq_length` is checked if given."""
+                  seq_length: int | None = None, tracks=None, sum_tracks: bool = False,
+                  partners: bool = False) -> Ensemble:
+    """Load model files that share geometry and tracks; `seq_length` is checked if given.
+
+    `tracks` (identifiers, indices or description regexes; None: all) cuts each model's head
+    to those tracks, followed by their strand partners with `partners` (needed to average
+    reverse complements), or summed into one with `sum_tracks` (`seqnn.model.select`).
+    """
     if not paths:
         raise SeqnnError("predict: no model file given; give at least one .keras model")
-    loaded = [_checked(str(path), head) for path in paths]
+    selection = {"tracks": tracks, "sum": sum_tracks, "partners": partners}
+    loaded = [_checked(str(path), head, selection) for path in paths]
     first = loaded[0]
     for other in loaded[1:]:
         for key in GEOMETRY:
@@ -159,7 +175,7 @@ def load_ensemble(paths: Sequence[str], head: int | None = None,
                          f"data.seq_length is {seq_length}; predict with the models trained on "
                          "this data")
     return Ensemble([m["path"] for m in loaded], [m["model"] for m in loaded],
-                    *(first[k] for k in (*GEOMETRY, "tracks")))
+                    *(first[k] for k in (*GEOMETRY, "tracks", "selected", "asked")))
 
 
 def compiled_inference(model, seq_length: int, batch_size: int, jit_compile: bool = False):

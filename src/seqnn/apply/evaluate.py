@@ -36,6 +36,7 @@ from seqnn.data.records import read_statistics
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_path, write_tsv
 from seqnn.model.build import load_model
+from seqnn.model.select import select_tracks
 from seqnn.train.dataset import count_records, dataset
 from seqnn.train.runtime import set_threads
 
@@ -157,12 +158,38 @@ def _check_model(model, path, stats, data_dir):
                          "on the data the model was trained for")
 
 
-def _load(paths, stats, data_dir, rc, shifts, batch_size) -> _Ensemble:
+def _selected(model, meta, path, tracks, rc, stats, data_dir):
+    """`(model, meta)` cut to `tracks` (with rc, their strand partners follow), which must be
+    one model track per row of the data, in order."""
+    if not meta.get("targets"):
+        raise SeqnnError(f"{path}: the model carries no track sheet, so evaluate tracks cannot "
+                         "be chosen; import it with --targets (the head's targets.txt)")
+    model, rows, _ = select_tracks(model, meta["targets"], tracks, partners=rc,
+                                   where=f"evaluate tracks of {path}", sheet="its track sheet")
+    if len(rows) != stats["num_targets"]:
+        ids = ", ".join(str(r["identifier"]) for r in rows[:6])
+        raise SeqnnError(f"{path}: the tracks chosen ({len(rows)}: {ids}) do not pair with the "
+                         f"{stats['num_targets']} rows of {data_dir}/targets.txt; choose one "
+                         "model track per row, in its order (with rc, stranded tracks bring "
+                         "their strand partners)")
+    return model, {**meta, "targets": rows}
+
+
+def _load(paths, stats, data_dir, rc, shifts, batch_size, tracks=None) -> _Ensemble:
     loaded = [load_model(path) for path in paths]
+    if tracks is not None:
+        loaded = [_selected(model, meta, path, tracks, rc, stats, data_dir)
+                  for (model, meta), path in zip(loaded, paths)]
     for (model, _), path in zip(loaded, paths):
         _check_model(model, path, stats, data_dir)
     sheet = data_sheet(data_dir, stats["num_targets"], loaded[0][1].get("targets"),
                        missing=NO_SHEET)
+    if tracks is not None and rc and sheet is not None:
+        ours = [int(r["strand_pair"]) for r in loaded[0][1]["targets"]]
+        if sheet.strand_pair.astype(int).tolist() != ours:
+            raise SeqnnError(f"{data_dir}/targets.txt: its strand pairs differ from those of "
+                             f"the model tracks chosen ({ours}); pair the stranded rows as the "
+                             "model's tracks are paired, or evaluate without rc")
     strand_pair = None if sheet is None else sheet.strand_pair.astype(int).tolist()
     predictors = [_predictor(model, stats["seq_length"], batch_size, rc, shifts, strand_pair)
                   for model, _ in loaded]
@@ -310,6 +337,7 @@ def evaluate(
     max_values: int = 20_000_000,
     sample_points: int = 5000,
     seed: int = 0,
+    tracks=None,
     threads: int | None = None,
 ) -> dict:
     """Evaluate model file(s) on `split` of `data_dir` into `out_dir` (module docstring).
@@ -332,6 +360,9 @@ def evaluate(
         max_values: bin x track values held for Spearman r and AUROC before sampling.
         sample_points: bins of the sample stored in examples.h5.
         seed: of the samples.
+        tracks: the models' tracks (identifiers, indices or description regexes) that the
+            data's rows are, in order (None: all); the heads are cut to them
+            (`seqnn.model.select`), e.g. a published model on the user's tracks.
         threads: CPU threads of TensorFlow (None: its default).
 
     Returns:
@@ -342,7 +373,7 @@ def evaluate(
     shifts = [int(s) for s in shifts] or [0]
     stats = read_statistics(data_dir)
     set_threads(threads)
-    ens = _load(paths, stats, data_dir, rc, shifts, batch_size)
+    ens = _load(paths, stats, data_dir, rc, shifts, batch_size, tracks)
     seqs = _split(data_dir, split, stats)
     acc, tss_counts = _accumulator(
         data_dir, seqs, stats, ens.sheet, tss=tss, tss_window=tss_window, fai=fai,

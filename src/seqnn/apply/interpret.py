@@ -61,7 +61,8 @@ aggregate    float32 [N, K]       the aggregate's mean prediction over members
 chrom, name, strand               per region (chrom as in the BED); strand + where absent
 start, end   int64 [N]            the window (end - start = L; may pass chromosome ends)
 identifiers  bytes [K]            the selected tracks (on + strand)
-track_index  int64 [N, K]         the track aggregated per region (its pair on - with tss)
+track_index  int64 [N, K]         the track aggregated per region (its pair on - with tss),
+                                  as its row in the model's sheet
 bin_window   int64 [N, 2]         the aggregate's bins [b0, b1) per region
 attrs: reduce, rc, shifts, members, models, tss, seq_length, target_length, pool_width,
        crop_bp, skipped (regions off the genome), dtype"""
@@ -74,23 +75,6 @@ chrom, name, strand               per region (chrom as in the BED)
 start, end   int64 [N]            the mutated window (end - start = W)
 seq_start    int64 [N]            the model's input window (L bp)
 identifiers, track_index, bin_window, attrs: as for gradients, plus pseudo and width"""
-
-
-def _track_indices(tracks, identifiers: list[str]) -> np.ndarray:
-    """Indices [K] of tracks given by identifier or index (None: all)."""
-    if tracks is None:
-        return np.arange(len(identifiers))
-    items = [tracks] if isinstance(tracks, (str, int, np.integer)) else list(tracks)
-    out = []
-    for t in items:
-        if isinstance(t, str) and t in identifiers:
-            out.append(identifiers.index(t))
-        elif not isinstance(t, str) and 0 <= int(t) < len(identifiers):
-            out.append(int(t))
-        else:
-            raise SeqnnError(f"track {t!r} is not predicted; choose from "
-                             f"{', '.join(identifiers[:10])} or an index below {len(identifiers)}")
-    return np.array(out, np.int64)
 
 
 def _regions(bed: str, sizes: dict[str, int], aliases, missing: str) -> tuple[pd.DataFrame, int]:
@@ -134,14 +118,14 @@ def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch
     set_threads(threads)
     sizes = chrom_sizes(fasta, fai)
     regions, skipped = _regions(bed, sizes, aliases, missing)
-    ens = load_ensemble(models, head)
+    ens = load_ensemble(models, head, tracks=tracks, partners=rc or tss)  # cut to the tracks
     interp = Interpreter(ens.models, rc=rc, shifts=shifts, strand_pair=ens.strand_pair,
                          batch_size=batch_size)
     length, n = ens.seq_length, len(regions)
     centre = (np.where(regions.strand == "-", regions.end - 1, regions.start) if tss
               else (regions.start + regions.end) // 2)
     starts = np.asarray(centre, np.int64) - length // 2
-    selected = _track_indices(tracks, ens.identifiers)
+    selected = np.arange(len(ens.identifiers) if ens.asked is None else ens.asked)
     per_track = selected
     if tss:
         per_track = strand_tracks(selected, regions.strand.to_numpy(), ens.strand_pair)
@@ -157,10 +141,15 @@ def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch
     return _Setup(ens, interp, regions, sizes, skipped, starts, selected, windows, agg, attrs)
 
 
+def _sheet_rows(ens: Ensemble) -> np.ndarray:
+    """Each output track's row in the models' own sheet."""
+    return np.arange(len(ens.tracks)) if ens.selected is None else np.array(ens.selected)
+
+
 def _write_regions(f, run: _Setup, start: np.ndarray, end: np.ndarray) -> None:
     """The region table of `GRADIENT_LAYOUT` (windows from `start` to `end`) and attributes."""
-    write_region_table(f, run.regions, start=start, end=end, track_index=run.agg.tracks,
-                       bin_window=run.windows)
+    write_region_table(f, run.regions, start=start, end=end,
+                       track_index=_sheet_rows(run.ens)[run.agg.tracks], bin_window=run.windows)
     f.create_dataset("strand", data=run.regions.strand.to_numpy().astype("S"))
     f.create_dataset("identifiers", data=np.array(run.ens.identifiers)[run.selected].astype("S"))
     f.attrs.update(run.attrs)
@@ -189,7 +178,8 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
         models: model files of one geometry (e.g. the fold models), averaged.
         fasta, fai: the genome (and its index).
         bed: the regions; out_h5: the file written.
-        tracks: identifiers or indices of the tracks explained (None: all).
+        tracks: identifiers, indices or description regexes of the tracks explained (None:
+            all); the head is cut to them (and their strand partners, with rc or tss).
         window: the aggregate's bins as `attribution.bin_windows` (with `tss`, a width around
             the TSS bin).
         reduce: ``sum`` or ``mean`` over the window's bins.

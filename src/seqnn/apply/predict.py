@@ -182,6 +182,8 @@ def predict_shard(
     contigs: str | None = None,
     batch_size: int = 32,
     head: int | None = None,
+    tracks=None,
+    sum_tracks: bool = False,
     seq_length: int | None = None,
     aliases: dict[str, str] | None = None,
     threads: int | None = None,
@@ -204,6 +206,8 @@ def predict_shard(
         contigs: contigs.bed for cross-fold prediction (`tiling.FoldMap`).
         batch_size: windows per batch.
         head: the output of multi-head models.
+        tracks, sum_tracks: predict only these tracks (`ensemble.load_ensemble`; with `rc`,
+            stranded ones bring their partners).
         seq_length: checked against the models' if given.
         aliases: FASTA chromosome name -> the BED's.
         threads: CPU threads of TensorFlow (None: its default).
@@ -214,7 +218,7 @@ def predict_shard(
         A summary (windows, members, bins, bp, seconds, bp/s).
     """
     set_threads(threads)
-    ens = load_ensemble(models, head, seq_length)
+    ens = load_ensemble(models, head, seq_length, tracks, sum_tracks, partners=rc)
     pool = ens.pool_width
     overlap = ens.target_length // 4 * pool if overlap is None else overlap
     if overlap % pool:

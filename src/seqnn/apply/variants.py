@@ -171,7 +171,8 @@ def scores(ref: np.ndarray, alt: np.ndarray) -> dict[str, np.ndarray]:
 
 def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
               fai: str | None = None, rc: bool = True, shifts: Sequence[int] = (0,),
-              batch_size: int = 16, head: int | None = None, untransform: bool = False,
+              batch_size: int = 16, head: int | None = None, tracks=None,
+              sum_tracks: bool = False, untransform: bool = False,
               aliases: dict[str, str] | None = None, threads: int | None = None) -> dict:
     """Score every ALT allele of `vcf` with the models' mean prediction into HDF5 `out_h5`.
 
@@ -183,6 +184,8 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
         batch_size: variants predicted together (their REF and ALT windows in one batch of
             2 x batch_size).
         head: the output of multi-head models.
+        tracks, sum_tracks: score only these tracks (`ensemble.load_ensemble`; with `rc`,
+            stranded ones bring their partners), or their sum.
         untransform: score in the tracks' units per base (module docstring).
         aliases: FASTA chromosome name -> the VCF's.
         threads: CPU threads of TensorFlow (None: its default).
@@ -196,7 +199,7 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
         raise SeqnnError(f"batch_size {batch_size}: give at least 1 variant per batch")
     set_threads(threads)
     models = [models] if isinstance(models, str | os.PathLike) else list(models)
-    ens = load_ensemble(models, head)
+    ens = load_ensemble(models, head, tracks=tracks, sum_tracks=sum_tracks, partners=rc)
     tic = time.perf_counter()
     variants, counts = read_vcf(vcf)
     alleles = len(variants) + counts["skipped_symbolic"]

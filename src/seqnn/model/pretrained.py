@@ -22,7 +22,6 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import keras
@@ -33,10 +32,10 @@ from seqnn.model.build import build_model, save_model, unbuilt_model
 from seqnn.model.params import head_lists, model_params, output_geometry
 from seqnn.model.presets import load_params
 from seqnn.model.pretrained_enformer import import_enformer
+from seqnn.model.published import FORMATS, detect_format
 
 log = logging.getLogger("seqnn")
 
-FORMATS = ("baskerville", "enformer")
 
 
 @dataclass
@@ -322,19 +321,6 @@ def _select_head(model, params, head, where):
         return model, params
     single, _ = _single_head_params(params, head, where)
     return keras.Model(model.inputs, model.outputs[head], name=model.name), single
-
-
-def detect_format(weights) -> str:
-    """`enformer` for a directory with config.json, `baskerville` for an .h5 / .hdf5 file."""
-    path = Path(weights)
-    if path.is_dir() and (path / "config.json").is_file():
-        return "enformer"
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        return "baskerville"
-    raise SeqnnError(
-        f"{weights}: cannot tell its format; give --format baskerville (a Basenji/baskerville .h5) "
-        "or --format enformer (a directory with config.json)"
-    )
 
 
 def _track_rows(targets, tracks: int, where: str, weights) -> list[dict]:

@@ -7,7 +7,6 @@ tensor into it, checking names and shapes. Reading `.bin` needs torch (the `torc
 `.safetensors` needs only the `safetensors` package.
 """
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,27 +17,12 @@ from seqnn import SeqnnError
 from seqnn.model import attention, layers
 from seqnn.model.build import build_model
 from seqnn.model.presets import resolve_model
+from seqnn.model.published import CONFIG, enformer_geometry, read_config
+from seqnn.model.select import head_dense
 
-CONFIG = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-SEQUENCE_LENGTH = 196_608  # the port's input length
 TORCH_FIX = "pip install torch==2.13.0 (the `torch` extra), or give the model.safetensors file"
 
-# EnformerConfig's defaults, for keys a config.json leaves out
-PORT_DEFAULTS = {
-    "dim": 1536,
-    "depth": 11,
-    "heads": 8,
-    "output_heads": {"human": 5313, "mouse": 1643},
-    "target_length": 896,
-    "attn_dim_key": 64,
-    "dropout_rate": 0.4,
-    "attn_dropout": 0.05,
-    "pos_dropout": 0.01,
-    "num_downsamples": 7,
-    "dim_divisible_by": 128,
-    "use_tf_gamma": False,
-}
 # `Enformer._trunk` re-registers the stem, tower, transformer and final block under indices
 TRUNK_ALIASES = {
     "stem.": "_trunk.1.",
@@ -70,25 +54,6 @@ def _files(path):
     )
 
 
-def read_config(path) -> dict:
-    """The port's config from `config.json`, with EnformerConfig's defaults filled in."""
-    try:
-        config = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise SeqnnError(f"{path}: invalid JSON ({err}); fix or re-download it") from None
-    if not isinstance(config, dict) or config.get("model_type") != "enformer":
-        found = config.get("model_type") if isinstance(config, dict) else None
-        raise SeqnnError(
-            f"{path}: not an enformer-pytorch config (model_type {found!r}, expected "
-            "'enformer'); give the folder of an Enformer saved with save_pretrained"
-        )
-    config = {**PORT_DEFAULTS, **config}
-    if config["num_downsamples"] < 3:
-        raise SeqnnError(f"{path}: num_downsamples {config['num_downsamples']} < 3; the port "
-                         "builds no conv tower below 3 (fix the config)")
-    return config
-
-
 def enformer_params(config: dict, seq_length=None, use_tf_gamma=None, where=CONFIG) -> dict:
     """Params of the `enformer` preset computing what the port computes with `config`.
 
@@ -98,20 +63,7 @@ def enformer_params(config: dict, seq_length=None, use_tf_gamma=None, where=CONF
     gamma position features, as enformer-pytorch's `from_pretrained` does for
     EleutherAI/enformer-official-rough.
     """
-    seq_length = SEQUENCE_LENGTH if seq_length is None else int(seq_length)
-    pool_width = 2 ** config["num_downsamples"]
-    bins, target = seq_length // pool_width, config["target_length"]
-    if seq_length % pool_width:
-        raise SeqnnError(f"{where}: seq_length {seq_length} is not a multiple of the "
-                         f"{pool_width} bp bins; give a multiple")
-    if target == -1:
-        target = bins
-    if target > bins or (bins - target) % 2:
-        raise SeqnnError(
-            f"{where}: seq_length {seq_length} gives {bins} bins, which the port cannot crop "
-            f"evenly to target_length {target}; give a seq_length of (target_length + 2n) x "
-            f"{pool_width} bp"
-        )
+    geometry = enformer_geometry(config, seq_length, where)
     tf_gamma = config["use_tf_gamma"] if use_tf_gamma is None else use_tf_gamma
     return resolve_model(
         "enformer",
@@ -125,9 +77,9 @@ def enformer_params(config: dict, seq_length=None, use_tf_gamma=None, where=CONF
         position_dropout=config["pos_dropout"],
         position_basis="enformer_tf" if tf_gamma else "enformer",
         pool_type="attention",
-        seq_length=seq_length,
-        pool_width=pool_width,
-        crop_bp=(bins - target) // 2 * pool_width,
+        seq_length=geometry["seq_length"],
+        pool_width=geometry["pool_width"],
+        crop_bp=geometry["crop_bp"],
         tracks=dict(config["output_heads"]),
     )
 
@@ -230,18 +182,9 @@ def _kind(layer):
     return next((kind for cls, kind in kinds if isinstance(layer, cls)), None)
 
 
-def _head_dense(output):
-    """The Dense layer a head output comes from (walking back through weightless layers)."""
-    layer = output._keras_history.operation
-    while not isinstance(layer, keras.layers.Dense):
-        inputs = layer.input  # SwitchReverse takes [predictions, flags]
-        layer = (inputs[0] if isinstance(inputs, list) else inputs)._keras_history.operation
-    return layer
-
-
 def _model_tensors(model, config):
     """Every `(torch name, Keras variable, conversion)` of the built model."""
-    heads = {name: _head_dense(out) for name, out in zip(config["output_heads"], model.outputs)}
+    heads = {name: head_dense(out)[0] for name, out in zip(config["output_heads"], model.outputs)}
     head_ids = {id(layer) for layer in heads.values()}
     trunk = [la for la in model.layers if la.weights and id(la) not in head_ids]
     port = _port_names(config)
@@ -303,5 +246,5 @@ def import_enformer(path, seq_length=None, use_tf_gamma=None):
 
 def trunk_model(model):
     """A Keras model from the sequence to the trunk output (enformer-pytorch's embeddings)."""
-    return keras.Model(model.input, _head_dense(model.outputs[0]).input)
+    return keras.Model(model.input, head_dense(model.outputs[0])[0].input)
 
