@@ -6,13 +6,16 @@ whole params or the `model` block alone. `parse_params` resolves every block aga
 """
 
 import json
+import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from seqnn import SeqnnError
 from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, REQUIRED
 from seqnn.model.spec import BLOCKS, reference_markdown, resolve
+
+log = logging.getLogger("seqnn")
 
 # Model-level keys besides the block globals in keys.INHERITED: key -> (default, meaning).
 MODEL_KEYS = {
@@ -28,7 +31,35 @@ MODEL_KEYS = {
     "ensemble_rc": (None, "ignored (a prediction setting)"),
     "ensemble_shifts": (None, "ignored (a prediction setting)"),
     "verbose": (None, "ignored"),
+    "adapter": (None, "Houlsby adapters a fine-tuned model keeps: `houlsby` or `houlsby_se` "
+                "(written by `seqnn train` with a transfer block, as baskerville)"),
+    "adapter_latent": (8, "their bottleneck width"),
+    "conv_select": (4, "houlsby_se: the last this many trunk convolutions have squeeze-excite "
+                    "adapters"),
+    "se_rank": (4, "houlsby_se: the squeeze-excite bottleneck width"),
 }
+
+RECORDED_ADAPTERS = ("houlsby", "houlsby_se")
+
+# The `transfer` block (baskerville's hound_transfer.py): key -> (default, meaning).
+TRANSFER_MODES = ("full", "linear", "adapter")
+ADAPTERS = ("houlsby", "lora", "lora_full", "ia3", "locon", "houlsby_se")
+TRANSFER_KEYS = {
+    "mode": ("full", "`full` (train everything), `linear` (trunk frozen, batch-norm statistics "
+             "included; the head trains) or `adapter` (only adapters, the head and, for Houlsby "
+             "adapters, the layer norms train)"),
+    "adapter": (None, "mode adapter: `houlsby`, `lora`, `lora_full`, `ia3`, `locon` or "
+                "`houlsby_se`"),
+    "adapter_latent": (8, "Houlsby bottleneck width; LoRA rank (lora, lora_full, and locon's "
+                       "attention)"),
+    "conv_select": (4, "locon, houlsby_se: adapt the last this many standard convolutions of the "
+                    "trunk (locon with all of them trains the first one whole instead)"),
+    "conv_latent": (4, "locon rank; houlsby_se squeeze-excite bottleneck"),
+    "lora_alpha": (16, "LoRA updates are scaled by lora_alpha / adapter_latent"),
+    "locon_alpha": (1, "LoCon updates are scaled by locon_alpha / conv_latent"),
+}
+_ADAPTER_KEYS = ("adapter", "adapter_latent", "conv_select", "conv_latent", "lora_alpha",
+                 "locon_alpha")
 
 
 
@@ -49,6 +80,7 @@ class Spec:
     activation: str
     trunk: list
     heads: dict
+    adapter: dict | None = None
 
 
 
@@ -120,7 +152,44 @@ def parse_params(params: dict) -> Spec:
         raise SeqnnError(f"model: activation {spec.activation!r} is not one of {valid}")
     if spec.augment_rc and spec.seq_depth != 4:
         raise SeqnnError("model: augment_rc needs seq_depth 4 (one-hot ACGT)")
+    if mp.get("adapter") is not None:
+        if mp["adapter"] not in RECORDED_ADAPTERS:
+            raise SeqnnError(f"model.adapter {mp['adapter']!r} is not one of houlsby, houlsby_se "
+                             "(the adapters a fine-tuned model keeps)")
+        keys = ("adapter", "adapter_latent", "conv_select", "se_rank")
+        spec = replace(spec, adapter={k: mp.get(k, MODEL_KEYS[k][0]) for k in keys})
     return spec
+
+
+def transfer_options(params: dict, where: str = "params") -> dict | None:
+    """The params' `transfer` block with defaults filled in and checked, or None without one."""
+    given = params.get("transfer")
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise SeqnnError(f"{where}: transfer must be a mapping of {', '.join(TRANSFER_KEYS)}")
+    unknown = sorted(set(given) - set(TRANSFER_KEYS))
+    if unknown:
+        raise SeqnnError(f"{where}: unknown transfer key {unknown[0]!r}; valid keys: "
+                         f"{', '.join(TRANSFER_KEYS)}")
+    opts = {k: given.get(k, default) for k, (default, _) in TRANSFER_KEYS.items()}
+    if opts["mode"] not in TRANSFER_MODES:
+        raise SeqnnError(f"{where}: transfer.mode {opts['mode']!r} is not one of "
+                         f"{', '.join(TRANSFER_MODES)}")
+    if opts["mode"] != "adapter":
+        extra = [k for k in _ADAPTER_KEYS if k in given]
+        if extra:
+            log.warning("%s: transfer.mode %s uses no adapter; ignoring %s", where,
+                        opts["mode"], ", ".join(extra))
+        return {**opts, "adapter": None}
+    if opts["adapter"] not in ADAPTERS:
+        raise SeqnnError(f"{where}: transfer.mode adapter needs transfer.adapter, one of "
+                         f"{', '.join(ADAPTERS)} (got {opts['adapter']!r})")
+    for key in ("adapter_latent", "conv_select", "conv_latent"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
+            raise SeqnnError(f"{where}: transfer.{key} must be a positive integer, got "
+                             f"{opts[key]!r}")
+    return opts
 
 
 
