@@ -32,7 +32,7 @@ from seqnn.data.records import read_statistics
 from seqnn.data.splits import Splits, data_splits
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_copy
-from seqnn.model.build import build_model, save_model
+from seqnn.model.build import build_parts, load_model, save_model
 from seqnn.model.losses import get_loss
 from seqnn.model.metrics import R2, PearsonR
 from seqnn.model.params import model_params, parse_params
@@ -41,6 +41,7 @@ from seqnn.train.checkpoint import HISTORY_COLUMNS, Checkpoint, run_fingerprint,
 from seqnn.train.dataset import count_records, dataset
 from seqnn.train.options import PRECISIONS, optimizer, train_options
 from seqnn.train.runtime import doctor, dtype_policy, set_threads
+from seqnn.train.transfer import FineTune
 
 log = logging.getLogger("seqnn")
 
@@ -48,8 +49,9 @@ log = logging.getLogger("seqnn")
 MONITOR = "val_pearsonr"
 
 
-def _build(params, head, where, strand_pair=None):
-    """The model of `params`, cut to output `head` alone when it has several."""
+def _build(params, head, where, strand_pair=None, tune=None, restore=False):
+    """The model of `params`, cut to output `head` alone when it has several, and prepared
+    for fine-tuning `tune` (a `FineTune`; pretrained weights copied in when `restore`)."""
 
     n = len(parse_params(params).heads)
     if head is None and n > 1:
@@ -58,20 +60,33 @@ def _build(params, head, where, strand_pair=None):
     if head is not None and not 0 <= head < n:
         raise SeqnnError(f"{where}: head {head} does not exist; the model has {n} head(s), "
                          f"0..{n - 1}")
-    if n == 1:
-        return build_model(params, strand_pair)
-    pairs = None if strand_pair is None else [strand_pair if i == head else None
-                                              for i in range(n)]
-    model = build_model(params, pairs)
-    return keras.Model(model.inputs, model.outputs[head], name=model.name)
+    pairs = strand_pair
+    if n > 1 and strand_pair is not None:
+        pairs = [strand_pair if i == head else None for i in range(n)]
+    model, trunk = build_parts(params, pairs)
+    if n > 1:
+        model = keras.Model(model.inputs, model.outputs[head], name=model.name)
+    return model if tune is None else tune.prepare(model, trunk, restore)
 
 
 def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = None,
                   strand_pair: list[int] | None = None, jit_compile: bool | str = False,
-                  where: str = "params"):
+                  where: str = "params", tune: FineTune | None = None):
     """The training model of `params`, compiled with the optimizer and loss of train options
-    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope."""
-    model = _build(params, head, where, strand_pair)
+    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope.
+
+    Args:
+        params: params dict (train and model blocks).
+        opts: train options (`train_options`).
+        tracks: tracks of the data (for the metrics).
+        head: head of a multi-head model to train.
+        strand_pair: the tracks' strand pairs, for reverse-complement augmentation.
+        jit_compile: Keras's jit_compile (True, False or "auto").
+        where: the params' name in error messages.
+        tune: fine-tuning (`seqnn.train.transfer.FineTune`): pretrained weights, adapters and
+            trainable flags.
+    """
+    model = _build(params, head, where, strand_pair, tune, restore=True)
     loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
     model.compile(optimizer=optimizer(opts), loss=get_loss(opts["loss"], **loss_kw),
                   metrics=[PearsonR(tracks), R2(tracks)], jit_compile=jit_compile)
@@ -161,6 +176,8 @@ def train(
     threads: int | None = None,
     callbacks: list | tuple = (),
     devices: list[str] | None = None,
+    restore: str | os.PathLike | None = None,
+    trunk: bool = False,
 ) -> dict:
     """Train the model of `params` on `data_dir`; see the module docstring for what lands in
     `out_dir`. Returns a summary dict (epochs, best epoch and r).
@@ -174,6 +191,9 @@ def train(
     with MirroredStrategy, batch_size per GPU); `jit_compile` is True, False or "auto" (XLA);
     `threads` caps TensorFlow's CPU threads; `callbacks` are extra Keras callbacks; `devices`
     names the devices to replicate over (default: every GPU, when there are several).
+    `restore` starts from pretrained weights (a seqnn `.keras` or a baskerville `.h5`; with
+    `trunk`, the trunk only, under a new head) and the params' `transfer` block sets what
+    trains (`seqnn.train.transfer`); the saved models then have their adapters merged.
     """
     if mixed_precision not in PRECISIONS:
         raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
@@ -183,6 +203,7 @@ def train(
     if not isinstance(params, dict) or "model" not in params:  # a file, preset or preset spec
         params = resolve_model(params, data=stats)
     opts = train_options(params, epochs, where)
+    tune = FineTune.of(params, restore, trunk, where)
     seq_length = model_params(params).get("seq_length")
     if seq_length != stats["seq_length"]:
         raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
@@ -209,20 +230,22 @@ def train(
     sheet = data_sheet(data_dir, stats["num_targets"], missing="reverse-complement "
                        "augmentation will not swap stranded tracks")
     strand_pair = None if sheet is None else sheet.strand_pair.tolist()
-    fingerprint = run_fingerprint(params, stats, splits, head, opts, mixed_precision)
+    fingerprint = run_fingerprint(params, stats, splits, head, opts, mixed_precision,
+                                  tune and tune.fingerprint())
     ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
                       {"params": params, "targets": sheet, "statistics": stats})
     state = ckpt.load(fingerprint)
     keras.utils.set_random_seed(seed + (state["epoch"] if state else 0))
 
     with dtype_policy("float32"):  # the saved models compute in float32
-        inference = _build(params, head, where)
+        inference = _build(params, head, where, tune=tune)
         _check_shapes(inference, stats, data_dir, where, head)
         if strand_pair is not None:
-            inference = _build(params, head, where, strand_pair)
+            inference = _build(params, head, where, strand_pair, tune)
     with dtype_policy(mixed_precision), strategy.scope():
         model = compile_model(params, opts, stats["num_targets"], head=head,
-                              strand_pair=strand_pair, jit_compile=jit_compile, where=where)
+                              strand_pair=strand_pair, jit_compile=jit_compile, where=where,
+                              tune=tune)
         if state:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(os.path.join(ckpt.dir, state["weights"]))
@@ -298,9 +321,18 @@ def train(
     write_history(state["history"], os.path.join(out_dir, "history.tsv"))
 
     inference.set_weights(model.get_weights())
-    save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)
     best = os.path.join(ckpt.dir, state["best_model"])
-    atomic_copy(best, os.path.join(out_dir, "model_best.keras"))
+    if tune is None:
+        save_model(inference, os.path.join(out_dir, "model_last.keras"), **ckpt.meta)
+        atomic_copy(best, os.path.join(out_dir, "model_best.keras"))
+    else:  # adapters merged (or recorded in the params), the transfer block dropped
+        with dtype_policy("float32"):
+            best_model = _build(params, head, where, strand_pair, tune)
+        best_model.set_weights(load_model(best)[0].get_weights())
+        for name, fitted in (("model_last", inference), ("model_best", best_model)):
+            fitted, saved = tune.export(fitted, params)
+            save_model(fitted, os.path.join(out_dir, f"{name}.keras"),
+                       **{**ckpt.meta, "params": saved})
     summary = {
         "epochs": state["epoch"],
         "epochs_this_run": trained,
