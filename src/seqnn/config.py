@@ -81,6 +81,20 @@ def check(config: dict, tracks: list[str], where: str) -> None:
                          f"{where} or predict.cross_fold: false")
     if predict["regions_h5"] and not predict["bed"]:
         raise SeqnnError(f"predict.regions_h5 needs the regions: set predict.bed in {where}")
+    pretrained = isinstance(config["model"], dict) and config["model"].get("pretrained")
+    transfer = config["transfer"]
+    if transfer is not None and not pretrained:
+        raise SeqnnError(f"transfer in {where} fine-tunes published weights: set model to "
+                         "{pretrained: {weights: PATH, params: PATH}}, or drop transfer")
+    if pretrained and transfer is None:
+        raise SeqnnError(f"model.pretrained in {where} is fine-tuned per fold: add a transfer "
+                         "block (e.g. transfer: {mode: full})")
+    if pretrained and pretrained.get("format") == "enformer":
+        raise SeqnnError(f"model.pretrained.format enformer in {where}: import it first (seqnn "
+                         "import --weights DIR -o enformer.keras) and give the .keras as weights")
+    if transfer and transfer["mode"] == "adapter" and transfer["adapter"] is None:
+        raise SeqnnError(f"transfer.mode adapter in {where} needs transfer.adapter (houlsby, "
+                         "lora, lora_full, ia3, locon or houlsby_se)")
     for section in ("plots", "interpret"):
         unknown = [t for t in config[section]["tracks"] or [] if t not in tracks]
         if unknown:

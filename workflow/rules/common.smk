@@ -71,10 +71,16 @@ except SeqnnError as e:
     fail(str(e))
 
 
-# config `model`: a params JSON path, a preset name, or {preset: NAME, size: SIZE, KEY: VALUE}
+# config `model`: a params JSON path, a preset name, {preset: NAME, size: SIZE, KEY: VALUE}, or
+# {pretrained: {weights, params, format}} (fine-tuned with `transfer`)
 MODEL = config["model"]
+PRETRAINED = MODEL.get("pretrained") if isinstance(MODEL, dict) else None
+TRANSFER = config["transfer"]
 try:
-    MODEL_FILE = str(preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
+    if PRETRAINED:
+        MODEL_FILE = PRETRAINED["params"]
+    else:
+        MODEL_FILE = str(preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
 except SeqnnError as e:
     fail(str(e))
 MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]

@@ -12,7 +12,8 @@ wildcard_constraints:
 
 rule train:
     input:
-        params=MODEL_FILE,
+        params=optional(MODEL_FILE),
+        weights=optional(PRETRAINED and PRETRAINED["weights"]),
         stats="results/data/statistics.json",
         targets="results/data/targets.txt",
         records=lambda wc: expand(
@@ -25,8 +26,11 @@ rule train:
         history="results/models/f{fold}/history.tsv",
     params:
         model=lambda w, input: (
-            {**MODEL, "preset": input.params} if isinstance(MODEL, dict) else input.params
+            {**MODEL, "preset": input.params}
+            if isinstance(MODEL, dict) and not PRETRAINED
+            else input.params or None
         ),
+        transfer=TRANSFER,
         splits=lambda wc: vars(fold_splits(DATA["folds"], int(wc.fold))),
         options={
             "head": TRAIN["head"],

@@ -58,6 +58,25 @@ TRANSFER_KEYS = {
     "lora_alpha": (16, "LoRA updates are scaled by lora_alpha / adapter_latent"),
     "locon_alpha": (1, "LoCon updates are scaled by locon_alpha / conv_latent"),
 }
+TRANSFER_DOC = """\
+A `transfer` block beside `train` and `model` fine-tunes pretrained weights
+(`seqnn train PARAMS DATA --restore WEIGHTS [--trunk]`, or the workflow's `model.pretrained`),
+with the keys and defaults of baskerville's hound_transfer.py. What trains: `full` everything;
+`linear` the head; `adapter` the adapters and the head, plus the trunk's layer norms for
+`houlsby` and `houlsby_se`. Where adapters go: `houlsby` a bottleneck before both residual adds
+of every transformer block; `lora` low-rank updates of the attention's query and value
+projections (`lora_full`: all four projections); `ia3` per-channel scales of the attention's
+keys and values and of the feed-forward hidden units; `locon` LoRA on the attention plus a
+low-rank convolution beside the last `conv_select` standard trunk convolutions; `houlsby_se`
+Houlsby adapters plus a squeeze-excite adapter after the last `conv_select` convolutions. After
+training, LoRA, IA3 and LoCon are merged into the weights (the saved model has the original
+architecture and params); Houlsby adapters stay, recorded in the saved params' model block
+(`adapter`, `adapter_latent`, `conv_select`, `se_rank`). `seqnn summary PARAMS --json` counts
+the parameters as fine-tuning trains them; they equal baskerville's (tests/test_transfer.py).
+Two choices differ from baskerville's code, which hard-codes them: `locon`'s attention LoRA and
+`houlsby_se`'s Houlsby adapters use `adapter_latent` and `lora_alpha` (baskerville: 8 and 16,
+the defaults), and `ia3` scales the feed-forward hidden units of any width (baskerville picks
+Dense layers of 1,536 inputs: those units in its 768-wide borzoilite, other layers in Borzoi)."""
 _ADAPTER_KEYS = ("adapter", "adapter_latent", "conv_select", "conv_latent", "lora_alpha",
                  "locon_alpha")
 
@@ -230,4 +249,8 @@ def params_reference() -> str:
     for key in INHERITED:
         meaning = _GLOBAL_DOCS.get(key, KEY_DOCS[key])
         rows.append(f"| `{key}` | per block | {meaning}; if given, the default of every block |")
-    return "\n".join(["## Model keys", "", *rows, "", "## Blocks", "", reference_markdown()])
+    transfer = ["| key | default | meaning |", "|---|---|---|"]
+    for key, (default, meaning) in TRANSFER_KEYS.items():
+        transfer.append(f"| `{key}` | `{json.dumps(default)}` | {meaning} |")
+    return "\n".join(["## Model keys", "", *rows, "", "## Transfer block", "", TRANSFER_DOC, "",
+                      *transfer, "", "## Blocks", "", reference_markdown()])

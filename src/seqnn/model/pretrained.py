@@ -213,7 +213,7 @@ def match(theirs: list[Layer], ours: list[Layer]) -> list:
     return pairs
 
 
-def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
+def single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
     """`params` with only head number `head` (heads in seqnn's natural order), and its name."""
     params = copy.deepcopy(params)
     body = model_params(params)
@@ -250,7 +250,7 @@ def _diagnose(weights, params_path, params, head, name, theirs, trunk_layers, fu
         for other in range(len(_head_names(params))):
             if other == head:
                 continue
-            other_params, other_name = _single_head_params(params, other, params_path)
+            other_params, other_name = single_head_params(params, other, params_path)
             if _fits(theirs, _shape_only(other_params, False)) is None:
                 return SeqnnError(
                     f"{where} head {head} ({name}) but its head is head {other} ({other_name}) "
@@ -292,7 +292,7 @@ def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None
     """
     params_path = params if isinstance(params, str | os.PathLike) else "the params"
     params = load_params(params) if isinstance(params, str | os.PathLike) else params
-    single, name = _single_head_params(params, head, params_path)
+    single, name = single_head_params(params, head, params_path)
     h5 = _open_h5(weights)
     with h5:
         theirs = read_layers(h5, weights)
@@ -325,7 +325,7 @@ def _select_head(model, params, head, where):
     """`model` and `params` reduced to output `head` where the model has several outputs."""
     if len(model.outputs) == 1:
         return model, params
-    single, _ = _single_head_params(params, head, where)
+    single, _ = single_head_params(params, head, where)
     return keras.Model(model.inputs, model.outputs[head], name=model.name), single
 
 

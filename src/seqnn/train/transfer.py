@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from seqnn import SeqnnError
-from seqnn.model.params import transfer_options
-from seqnn.model.pretrained import restore_weights
+from seqnn.model.build import load_model
+from seqnn.model.params import head_lists, model_params, transfer_options
+from seqnn.model.presets import load_params
+from seqnn.model.pretrained import restore_weights, single_head_params
 from seqnn.model.transfer import exported, transfer_model
 
 log = logging.getLogger("seqnn")
@@ -60,3 +63,34 @@ class FineTune:
     def fingerprint(self) -> dict:
         """What a resumed fine-tuning must share with the checkpoint."""
         return {"transfer": self.opts, "weights": self.weights, "trunk": self.trunk}
+
+
+def pretrained_params(weights, tracks: int, transfer: dict, *, params=None, head: int = 0,
+                      train: dict | None = None) -> tuple[dict, bool]:
+    """Params to fine-tune pretrained `weights` on data of `tracks` tracks, and whether only
+    the trunk is restored (the workflow's `model: {pretrained: ...}` with `transfer`).
+
+    The model is the pretrained one: a seqnn `.keras` carries its params; a baskerville `.h5`
+    needs its `params` file (head number `head` of it). Its head is kept when it predicts
+    `tracks` tracks, else replaced by one of `tracks` units (trunk restored only). The params
+    get the `transfer` block and `train` keys over their train block.
+    """
+    if Path(weights).suffix == ".keras":
+        base = load_model(weights)[1]["params"]
+        if base is None:
+            raise SeqnnError(f"{weights}: carries no params; save it with seqnn (train or "
+                             "import)")
+    elif params is None:
+        raise SeqnnError(f"{weights}: baskerville weights need their params file; set "
+                         "model.pretrained.params (the params.json they were trained with)")
+    else:
+        base = load_params(params)
+    base, _ = single_head_params(base, head, params or weights)
+    model = model_params(base)
+    name = next(iter(head_lists(model)))
+    last = model[name][-1] if isinstance(model[name], list) else model[name]
+    keep = last.get("units") == tracks
+    if not keep:
+        last["units"] = tracks
+    return {**base, "train": {**base.get("train", {}), **(train or {})},
+            "transfer": transfer}, not keep
