@@ -355,8 +355,8 @@ def demo(tmp_path_factory):
     data = build(root)
     train(params(4), str(data["pretrain"]), str(root / "pre"), splits=SPLITS,
           epochs=PRETRAIN_EPOCHS, threads=2)
-    scratch = train(params(1, learning_rate=FINE_TUNE_LR), str(data["new"]), str(root / "scratch"), splits=SPLITS,
-                    epochs=FINE_TUNE_EPOCHS, threads=2)
+    scratch = train(params(1, learning_rate=FINE_TUNE_LR), str(data["new"]),
+                    str(root / "scratch"), splits=SPLITS, epochs=FINE_TUNE_EPOCHS, threads=2)
     return {**data, "root": root, "pre": root / "pre" / "model_best.keras",
             "scratch": scratch["best_val_pearsonr"]}
 

@@ -133,7 +133,7 @@ if __name__ == "__main__":  # python tests/transfer_demo.py OUT_DIR: the figures
                for a in ("houlsby", "lora", "lora_full", "ia3", "locon", "houlsby_se")}}
     for name, transfer in runs.items():
         restore = None if transfer is None else str(out / "pre" / "model_best.keras")
-        figures[name] = train(params(1, transfer, learning_rate=FINE_TUNE_LR), str(data["new"]), str(out / name),
-                              splits=SPLITS, epochs=FINE_TUNE_EPOCHS, threads=2, restore=restore,
-                              trunk=restore is not None)
+        figures[name] = train(params(1, transfer, learning_rate=FINE_TUNE_LR), str(data["new"]),
+                              str(out / name), splits=SPLITS, epochs=FINE_TUNE_EPOCHS,
+                              threads=2, restore=restore, trunk=restore is not None)
     print(json.dumps(figures, indent=1))
