@@ -92,7 +92,7 @@ def check(config: dict, tracks: list[str], where: str) -> None:
     if pretrained and pretrained.get("format") == "enformer":
         raise SeqnnError(f"model.pretrained.format enformer in {where}: import it first (seqnn "
                          "import --weights DIR -o enformer.keras) and give the .keras as weights")
-    if transfer and transfer["mode"] == "adapter" and transfer["adapter"] is None:
+    if transfer and transfer.get("mode") == "adapter" and transfer.get("adapter") is None:
         raise SeqnnError(f"transfer.mode adapter in {where} needs transfer.adapter (houlsby, "
                          "lora, lora_full, ia3, locon or houlsby_se)")
     for section in ("plots", "interpret"):

@@ -12,10 +12,9 @@ with logged(sm.log[0]), claim_gpu("results/.gpu_locks"):
 
     data_dir, model, options = os.path.dirname(sm.input.stats), sm.params.model, sm.params.options
     if sm.params.transfer is not None:  # model.pretrained: fine-tune its weights (one head)
-        transfer = {k: v for k, v in sm.params.transfer.items() if k != "train"}
         model, trunk = pretrained_params(
-            sm.input.weights, read_statistics(data_dir)["num_targets"], transfer,
-            params=model, head=options["head"] or 0, train=sm.params.transfer["train"])
+            sm.input.weights, read_statistics(data_dir)["num_targets"], sm.params.transfer,
+            params=model, head=options["head"] or 0)
         options = {**options, "head": None, "restore": sm.input.weights, "trunk": trunk}
     train(model, data_dir, os.path.dirname(sm.output.best), splits=Splits(**sm.params.splits),
           threads=sm.threads, **options)

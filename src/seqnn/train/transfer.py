@@ -65,16 +65,18 @@ class FineTune:
         return {"transfer": self.opts, "weights": self.weights, "trunk": self.trunk}
 
 
-def pretrained_params(weights, tracks: int, transfer: dict, *, params=None, head: int = 0,
-                      train: dict | None = None) -> tuple[dict, bool]:
+def pretrained_params(weights, tracks: int, transfer: dict, *, params=None,
+                      head: int = 0) -> tuple[dict, bool]:
     """Params to fine-tune pretrained `weights` on data of `tracks` tracks, and whether only
     the trunk is restored (the workflow's `model: {pretrained: ...}` with `transfer`).
 
     The model is the pretrained one: a seqnn `.keras` carries its params; a baskerville `.h5`
     needs its `params` file (head number `head` of it). Its head is kept when it predicts
     `tracks` tracks, else replaced by one of `tracks` units (trunk restored only). The params
-    get the `transfer` block and `train` keys over their train block.
+    get the `transfer` block; its `train` mapping, if any, replaces keys of their train block.
     """
+    transfer = dict(transfer)
+    train = transfer.pop("train", {})
     if Path(weights).suffix == ".keras":
         base = load_model(weights)[1]["params"]
         if base is None:
@@ -92,5 +94,4 @@ def pretrained_params(weights, tracks: int, transfer: dict, *, params=None, head
     keep = last.get("units") == tracks
     if not keep:
         last["units"] = tracks
-    return {**base, "train": {**base.get("train", {}), **(train or {})},
-            "transfer": transfer}, not keep
+    return {**base, "train": {**base.get("train", {}), **train}, "transfer": transfer}, not keep
