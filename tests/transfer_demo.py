@@ -1,10 +1,11 @@
 """The transfer-learning proof's data and models (tests/test_transfer.py): the demo genome, a
 model pretrained on its four tracks, and a new track for fine-tuning.
 
-The new track, `cage`, is what a CAGE assay would see in the demo: reads piled up on promoter
-motifs of either strand (0.2 + 20 exp(-d^2 / (2 * 30^2)) at distance d from a promoter's centre,
-Poisson-drawn per base), a track the pretrained model never saw, on other chromosomes than it
-trained on. Run alone, this module prints the figures of every mode as JSON.
+The new track, `chip`, is what a ChIP-seq of the demo's activator would see: narrow piles of
+reads on its motifs (0.2 + 20 exp(-d^2 / (2 * 30^2)) at distance d from a motif's centre,
+Poisson-drawn per base), where the demo's `peak` track is a broad response (70 bp) to the same
+motif: a track the pretrained model never saw, on other chromosomes than it trained on. Run
+alone, this module prints the figures of every mode as JSON.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from seqnn.data.splits import Splits
 from seqnn.data.targets import DEFAULTS, write_sheet
 
 SEQ, POOL = 1024, 16
-CAGE_WIDTH, CAGE_HEIGHT, CAGE_BASE = 30.0, 20.0, 0.2
+CHIP_WIDTH, CHIP_HEIGHT, CHIP_BASE = 30.0, 20.0, 0.2
 # windows (chrom, start, end, stride) per split: pretraining on chr1, fine-tuning on chr2/chr3
 PRETRAIN = {"train": ("chr1", 1_000, 399_000, 512), "valid": ("chr1", 421_000, 749_000, 2048)}
 FINETUNE = {"train": ("chr2", 1_000, 161_000, 1024), "valid": ("chr3", 2_000, 498_000, 3072)}
 SPLITS = Splits(["train"], "valid")
-PRETRAIN_EPOCHS, FINE_TUNE_EPOCHS = 6, 3
-FINE_TUNE_LR = 0.03  # fine-tuning and the scratch baseline alike
+PRETRAIN_EPOCHS, FINE_TUNE_EPOCHS = 8, 3
+FINE_TUNE_LR = 0.01  # fine-tuning and the scratch baseline alike
 
 TRUNK = [
     {"name": "conv_dna", "filters": 32, "kernel_size": 15, "pool_size": 16},
@@ -55,21 +56,21 @@ def params(tracks: int, transfer: dict | None = None, **train) -> dict:
     return p
 
 
-def write_cage(demo: Path) -> Path:
-    """cage.bw: the new track (module docstring) from the demo's motifs.bed."""
+def write_chip(demo: Path) -> Path:
+    """chip.bw: the new track (module docstring) from the demo's motifs.bed."""
     motifs = pd.read_csv(demo / "motifs.bed", sep="\t")
-    promoters = motifs[motifs.name == "promoter"]
+    sites = motifs[motifs.name == "activator"]
     rng = np.random.default_rng(3)
-    path = demo / "cage.bw"
+    path = demo / "chip.bw"
     bw = pyBigWig.open(str(path), "w")
     bw.addHeader(list(CHROMS.items()))
-    reach = int(4 * CAGE_WIDTH)
+    reach = int(4 * CHIP_WIDTH)
     for chrom, length in CHROMS.items():
-        mean = np.full(length, CAGE_BASE)
-        for start in promoters[promoters["#chrom"] == chrom].start:
+        mean = np.full(length, CHIP_BASE)
+        for start in sites[sites["#chrom"] == chrom].start:
             lo, hi = max(0, start + 5 - reach), min(length, start + 5 + reach)
             d = np.arange(lo, hi) - (start + 4.5)
-            mean[lo:hi] += CAGE_HEIGHT * np.exp(-(d**2) / (2 * CAGE_WIDTH**2))
+            mean[lo:hi] += CHIP_HEIGHT * np.exp(-(d**2) / (2 * CHIP_WIDTH**2))
         bw.addEntries(chrom, 0, values=rng.poisson(mean).astype(np.float64).tolist(), span=1,
                       step=1)
     bw.close()
@@ -107,14 +108,14 @@ def sheet_row(identifier: str, path: Path, strand_pair: int, description: str) -
 
 
 def build(root: Path) -> dict:
-    """The demo, its pretraining data (4 tracks, chr1) and fine-tuning data (cage, chr2/3)."""
+    """The demo, its pretraining data (4 tracks, chr1) and fine-tuning data (chip, chr2/3)."""
     demo = root / "demo"
     make_demo(demo, seed=7)
-    cage = write_cage(demo)
+    chip = write_chip(demo)
     pre_rows = [sheet_row(t.identifier, demo / t.file, t.strand_pair, t.description)
                 for t in TRACKS]
     pretrain = write_data(root / "pretrain", demo, pre_rows, PRETRAIN)
-    new = write_data(root / "new", demo, [sheet_row("cage", cage, 0, "promoter reads")],
+    new = write_data(root / "new", demo, [sheet_row("chip", chip, 0, "activator ChIP")],
                      FINETUNE)
     return {"demo": demo, "pretrain": pretrain, "new": new}
 
