@@ -263,6 +263,9 @@ def test_restore_baskerville_h5_equals_reference():
 
 def test_cli_train_restores_the_trunk_and_merges(tmp_path, capsys):
     pre = build_model(tiny(units=3))
+    for w in pre.weights:  # a trained attention output (it starts at zero: no gradient to LoRA)
+        if "embedding_layer/kernel" in w.path:
+            w.assign(0.3 * np.random.default_rng(0).standard_normal(w.shape))
     save_model(pre, tmp_path / "pre.keras", params=tiny(units=3))
     data = write_data(tmp_path / "data")  # 64 bp, 8 bins, 2 tracks
     params = {**tiny(units=2), "train": {"batch_size": 8, "learning_rate": 0.01},
@@ -366,7 +369,10 @@ CHANGES = {
     "locon": {("attention", "q_layer/kernel"), ("attention", "v_layer/kernel"),
               ("convolution", "kernel")},
 }
-MARGIN = 0.03  # every mode's best val r above scratch's (measured margins in the docstring)
+# Best val r after 3 epochs (python tests/transfer_demo.py OUT, CPU, seeds as here): scratch
+# 0.140; full 0.856, linear 0.814, houlsby 0.798, lora 0.836, lora_full 0.863, ia3 0.818, locon
+# 0.841, houlsby_se 0.860 (the pretrained model: 0.379 on its four tracks).
+MARGIN = 0.3  # every mode's best val r must exceed scratch's by this
 
 
 @pytest.fixture(scope="module")
