@@ -23,6 +23,10 @@ def complete(config: dict) -> dict:
     config["data"].setdefault("stride_test", config["data"]["seq_length"])  # as Basenji
     for section in GPU_SECTIONS:
         config[section].setdefault("gpu", config["train"]["gpu"])
+    model = config["model"]
+    if isinstance(model, dict) and "pretrained" in model:  # a oneOf branch: no schema defaults
+        for key in ("params", "format"):
+            model["pretrained"].setdefault(key, None)
     return config
 
 

@@ -12,8 +12,8 @@ wildcard_constraints:
 
 rule train:
     input:
-        params=optional(MODEL_FILE),
-        weights=optional(PRETRAINED and PRETRAINED["weights"]),
+        params=MODEL_FILE or [],
+        weights=PRETRAINED["weights"] if PRETRAINED else [],
         stats="results/data/statistics.json",
         targets="results/data/targets.txt",
         records=lambda wc: expand(
