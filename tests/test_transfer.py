@@ -163,8 +163,12 @@ def one_hot(n=4, seed=0):
 
 
 def randomise(model, seed=1):
-    """Adapter weights drawn at random: freshly made ones are (near) the identity."""
+    """Adapter weights drawn at random: freshly made ones are (near) the identity; so are the
+    attention output projections (zero at first, as if trained: else q, k, v do not matter)."""
     rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if "embedding_layer/kernel" in w.path:
+            w.assign(0.3 * rng.standard_normal(w.shape))
     for layer in model.layers:
         if isinstance(layer, adapters.ADAPTER_LAYERS):
             base = {id(w) for w in getattr(layer, "layer", layer).weights}
