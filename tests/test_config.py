@@ -80,6 +80,18 @@ def test_schema_fills_every_default_and_complete_derives_the_rest():
      "null (all)"),
     (dict(data={"crop_bp": 8}),
      "my.yaml: data.crop_bp 8 is not divisible by data.pool_width 16; crop whole bins"),
+    (dict(transfer={"mode": "linear"}),
+     "transfer in my.yaml fine-tunes published weights: set model to {pretrained: {weights: "
+     "PATH, params: PATH}}, or drop transfer"),
+    (dict(model={"pretrained": {"weights": "m.keras"}}),
+     "model.pretrained in my.yaml is fine-tuned per fold: add a transfer block (e.g. transfer: "
+     "{mode: full})"),
+    (dict(model={"pretrained": {"weights": "dir", "format": "enformer"}}, transfer={}),
+     "model.pretrained.format enformer in my.yaml: import it first (seqnn import --weights DIR "
+     "-o enformer.keras) and give the .keras as weights"),
+    (dict(model={"pretrained": {"weights": "m.keras"}}, transfer={"mode": "adapter"}),
+     "transfer.mode adapter in my.yaml needs transfer.adapter (houlsby, lora, lora_full, ia3, "
+     "locon or houlsby_se)"),
 ])
 def test_cross_key_checks(sections, message):
     config = validated(**sections)
@@ -118,7 +130,7 @@ def test_reference_table_shows_defaults_and_meanings():
 
 def test_config_readme_tables_are_generated_from_the_schema():
     readme = (REPO / "config" / "README.md").read_text()
-    assert readme.count("<!-- BEGIN KEYS") == 10
+    assert readme.count("<!-- BEGIN KEYS") == 11
     assert readme_tables(readme, SCHEMA, SHEET_SCHEMA) == readme, (
         "config/README.md's key tables differ from workflow/schemas; regenerate them: "
         "python -c \"import yaml, pathlib; from seqnn.config import readme_tables; "

@@ -38,7 +38,8 @@ def _add_summary(sub) -> None:
     cmd.add_argument("--scale", action="append", default=[], type=_scale_item,
                      metavar="KEY=VALUE", help="a preset scale key (e.g. width=64); repeat")
     cmd.add_argument("--json", action="store_true",
-                     help="print only {output_shape, trainable_params, non_trainable_params}")
+                     help="print only {output_shape, trainable_params, non_trainable_params}; "
+                     "with a transfer block in the params, as fine-tuning sees them")
     cmd.set_defaults(func=_summary)
 
 
@@ -63,6 +64,12 @@ def _add_train(sub) -> None:
                      help="XLA compilation (auto: on GPUs)")
     cmd.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
     cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.add_argument("--restore", metavar="WEIGHTS",
+                     help="start from pretrained weights: a seqnn .keras or a Basenji/baskerville "
+                     ".h5; the params' transfer block sets what trains (default mode full)")
+    cmd.add_argument("--trunk", action="store_true",
+                     help="restore the trunk only (a trunk file, or a full model whose head is "
+                     "dropped) under the params' new head")
     cmd.set_defaults(func=_train)
 
 
@@ -229,9 +236,10 @@ def _scale_item(text: str) -> tuple:
 
 def _summary(args, log) -> None:
     from seqnn import SeqnnError
-    from seqnn.model.build import build_model, model_summary
-    from seqnn.model.params import receptive_field
+    from seqnn.model.build import build_parts
+    from seqnn.model.params import receptive_field, transfer_options
     from seqnn.model.presets import load_params, resolve_model
+    from seqnn.model.transfer import transfer_model, transfer_summary
 
     if (args.params is None) == (args.preset is None):
         raise SeqnnError("summary: give a params file or --preset NAME (one of them)")
@@ -242,9 +250,13 @@ def _summary(args, log) -> None:
     else:
         params = load_params(args.params)
     if args.json:
-        print(json.dumps(model_summary(params)))
+        print(json.dumps(transfer_summary(params)))
         return
-    model = build_model(params)
+    model, trunk = build_parts(params)
+    opts = transfer_options(params, args.params or "params")
+    if opts is not None:
+        model = transfer_model(model, trunk, opts)
+        print(f"transfer: {json.dumps(opts)}")
     model.summary()
     shapes = [tuple(o.shape) for o in model.outputs]
     print(f"output shape: {shapes[0] if len(shapes) == 1 else shapes}")
@@ -266,7 +278,8 @@ def _train(args, log) -> None:
         args.params, args.data_dir, args.out_dir,
         splits=data_splits(args.data_dir, args.test_fold, args.valid_fold), head=args.head,
         epochs=args.epochs, seed=args.seed, mixed_precision=args.mixed_precision,
-        jit_compile=jit, gpu=args.gpu, threads=args.threads,
+        jit_compile=jit, gpu=args.gpu, threads=args.threads, restore=args.restore,
+        trunk=args.trunk,
     )
     print(json.dumps(summary))
 

@@ -109,6 +109,14 @@ def check(config: dict, tracks: list[str], where: str) -> None:
     if unknown:
         raise SeqnnError(f"plots.tracks in {where} names {', '.join(unknown)}, not in "
                          f"{config['targets']}; use identifiers of the track sheet or null (all)")
+    transfer = config["transfer"]
+    if transfer is not None and pretrained(config) is None:
+        raise SeqnnError(f"transfer in {where} fine-tunes published weights: set model to "
+                         "{pretrained: {weights: PATH, params: PATH, targets: PATH}}, or drop "
+                         "transfer")
+    if transfer and transfer.get("mode") == "adapter" and transfer.get("adapter") is None:
+        raise SeqnnError(f"transfer.mode adapter in {where} needs transfer.adapter (houlsby, "
+                         "lora, lora_full, ia3, locon or houlsby_se)")
 
 
 def selections(config: dict, sheet, model_sheet, where: str, resolve: Callable,
@@ -117,7 +125,7 @@ def selections(config: dict, sheet, model_sheet, where: str, resolve: Callable,
     pretrained model's, whose geometry and track count are `model`, else the data's `sheet`):
     `predict` (with its strand partners under rc), `interpret` and `evaluate` (one per row of
     `sheet`, or None: all). `resolve` is `seqnn.data.selection.track_indices`."""
-    block = pretrained(config)
+    block = pretrained(config) if config["transfer"] is None else None  # fine-tuned: the sheet's
     source = block["targets"] if block else config["targets"]
     if block is not None:
         want = model["tracks"]

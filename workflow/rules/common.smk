@@ -25,11 +25,13 @@ CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
 validate(config, "../schemas/config.schema.yaml")
 # model: {pretrained: ...}: a published model imported once, no training; the data at its geometry
 PRETRAINED = pretrained(config)
+TRANSFER = config["transfer"]  # with model.pretrained: fine-tune it per fold instead
+NO_TRAINING = bool(PRETRAINED) and TRANSFER is None
 try:
     PRETRAINED_MODEL = PRETRAINED and pretrained_geometry(PRETRAINED, CONFIG_NAME)
     complete(config, CONFIG_NAME, PRETRAINED_MODEL)
     SHEET = read_sheet(config["targets"])
-    MODEL_SHEET = read_sheet(PRETRAINED["targets"]) if PRETRAINED else SHEET
+    MODEL_SHEET = read_sheet(PRETRAINED["targets"]) if NO_TRAINING else SHEET
 except SeqnnError as e:
     fail(str(e))
 validate(SHEET, "../schemas/targets.schema.yaml")
@@ -85,7 +87,8 @@ def selected_ids(step):
 
 
 # config `model`: a params JSON path, a preset name, {preset: NAME, size: SIZE, KEY: VALUE}, or
-# {pretrained: {...}} (no params file: rule import_model writes the model)
+# {pretrained: {...}} (no params file: rule import_model writes the model, fine-tuned per fold
+# when `transfer` is given)
 MODEL = config["model"]
 try:
     MODEL_FILE = None if PRETRAINED else str(
@@ -116,6 +119,6 @@ def data_outputs():
 
 def model_outputs():
     """The models downstream steps use: the fold models, or the imported one."""
-    if PRETRAINED:
+    if NO_TRAINING:
         return [PRETRAINED_FILE]
     return expand("results/models/f{fold}/model_best.keras", fold=MODEL_FOLDS)

@@ -7,7 +7,7 @@
 
 from seqnn.data.splits import eval_set
 
-EVAL_ENSEMBLE = EVAL["ensemble"] and DATA["folds"] >= 3 and not PRETRAINED
+EVAL_ENSEMBLE = EVAL["ensemble"] and DATA["folds"] >= 3 and not NO_TRAINING
 EVAL_OUTPUTS = ["results/eval/cv_summary.tsv"]
 
 
@@ -19,7 +19,7 @@ rule evaluate:
     input:
         models=lambda wc: (
             model_outputs()
-            if PRETRAINED
+            if NO_TRAINING
             else expand(
                 "results/models/f{fold}/model_best.keras",
                 fold=eval_set(DATA["folds"], wc.evalset)[1],

@@ -2,8 +2,8 @@
 # configuration used, each registered for `snakemake --report report.html` with its caption in
 # workflow/report/. Figures are PNG, and also svg / pdf by plots.formats.
 
-# a pretrained model has no training curves
-PLOT_NAMES = ["data", *([] if PRETRAINED else ["training"]), "scatter", "r_distribution", "folds",
+# an imported model that is not fine-tuned has no training curves
+PLOT_NAMES = ["data", *([] if NO_TRAINING else ["training"]), "scatter", "r_distribution", "folds",
               "loci", "roc_pr"]
 PLOT_FORMATS = ["png"] + [f for f in PLOTS_CONFIG["formats"] if f != "png"]
 REPORT_OUTPUTS = [
@@ -16,7 +16,7 @@ REPORT_OUTPUTS = [
 rule plots:
     input:
         histories=(
-            [] if PRETRAINED else expand("results/models/f{fold}/history.tsv", fold=MODEL_FOLDS)
+            [] if NO_TRAINING else expand("results/models/f{fold}/history.tsv", fold=MODEL_FOLDS)
         ),
         summary="results/eval/cv_summary.tsv",
         examples=expand("results/eval/f{fold}/examples.h5", fold=MODEL_FOLDS),
@@ -27,7 +27,7 @@ rule plots:
         ),
         **(
             {}
-            if PRETRAINED
+            if NO_TRAINING
             else {
                 "training": report(
                     "results/plots/training.png",

@@ -1,8 +1,9 @@
 # Training: one model per cross-validation fold (test fold k, valid fold k+1 mod K), or one
 # model f0 on the train/valid splits when data.folds is 0. Resume state lives in
 # results/models/f{fold}/checkpoint/ (not a declared output, so a killed job keeps it and the
-# next run continues after its last finished epoch). With model.pretrained, no training:
-# import_model writes the published model once (results/models/pretrained/model.keras).
+# next run continues after its last finished epoch). With model.pretrained, import_model writes
+# the published model once (results/models/pretrained/model.keras): used as it is, or, with a
+# `transfer` block, fine-tuned per fold from it.
 
 from seqnn.data.splits import fold_splits
 
@@ -35,11 +36,13 @@ if PRETRAINED:
         script:
             "../scripts/import_model.py"
 
-else:
+
+if not NO_TRAINING:
 
     rule train:
         input:
-            params=MODEL_FILE,
+            params=MODEL_FILE or [],
+            weights=PRETRAINED_FILE if PRETRAINED else [],
             stats="results/data/statistics.json",
             targets="results/data/targets.txt",
             records=lambda wc: expand(
@@ -52,8 +55,11 @@ else:
             history="results/models/f{fold}/history.tsv",
         params:
             model=lambda w, input: (
-                {**MODEL, "preset": input.params} if isinstance(MODEL, dict) else input.params
+                {**MODEL, "preset": input.params}
+                if isinstance(MODEL, dict) and not PRETRAINED
+                else input.params or None
             ),
+            transfer=TRANSFER,
             splits=lambda wc: vars(fold_splits(DATA["folds"], int(wc.fold))),
             options={
                 "head": TRAIN["head"],

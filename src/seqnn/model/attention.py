@@ -194,10 +194,17 @@ class MultiheadAttention(keras.layers.Layer):
         return x
 
     def call(self, x, training=None):
-        length = x.shape[1]
-        q = self._split_heads(self.q_layer(x)) * self.key_size**-0.5
-        k = self._split_heads(self.k_layer(x))
-        v = self._split_heads(self.v_layer(x))
+        return self.embedding_layer(
+            self.attend(self.q_layer(x), self.k_layer(x), self.v_layer(x), training))
+
+    def attend(self, q, k, v, training=None):
+        """Attention of projected queries, keys and values `[B, L, heads x size]`: the heads'
+        outputs `[B, L, heads x value_size]` before the output projection (adapters in
+        `seqnn.model.adapters` change the projections and reuse this)."""
+        length = q.shape[1]
+        q = self._split_heads(q) * self.key_size**-0.5
+        k = self._split_heads(k)
+        v = self._split_heads(v)
         r_k = None
         if self.num_position_features:
             positions = self._position_features(length)
@@ -209,7 +216,7 @@ class MultiheadAttention(keras.layers.Layer):
             for start in range(0, length, chunk)
         ], axis=2)
         out = ops.transpose(out, (0, 2, 1, 3))
-        return self.embedding_layer(ops.reshape(out, (-1, length, self.value_size * self.heads)))
+        return ops.reshape(out, (-1, length, self.value_size * self.heads))
 
     def _position_features(self, length):
         if self.position_basis == "central_mask":

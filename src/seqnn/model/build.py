@@ -4,6 +4,7 @@ The model maps `sequence` `[batch, seq_length, 4]` to `[batch, target_length, tr
 a list of those for several heads sharing one trunk.
 """
 
+import contextlib
 import json
 import math
 import numbers
@@ -15,7 +16,7 @@ import keras
 from keras.src.backend.common import global_state
 
 from seqnn import SeqnnError
-from seqnn.model import augment, layers
+from seqnn.model import adapters, augment, layers
 from seqnn.model.blocks import BUILDERS
 from seqnn.model.params import parse_params, receptive_field, target_length
 from seqnn.model.presets import DATA_KEYS, resolve_model
@@ -54,7 +55,13 @@ def build_model(params: dict, strand_pair=None, trunk: bool = False):
     index when unstranded); with several heads give one list per head. It is used to swap
     stranded tracks when `augment_rc` reverse-complements a training sequence. With `trunk`,
     the model ends at the trunk output (after the model-level activation) and builds no head.
+    Houlsby adapters recorded in the model block (`adapter`, written by fine-tuning) are added.
     """
+    return build_parts(params, strand_pair, trunk)[0]
+
+
+def build_parts(params: dict, strand_pair=None, trunk: bool = False):
+    """`build_model`'s model and the ids of its trunk layers (those computing the trunk output)."""
     spec = parse_params(params)
     pairs = _strand_pairs(strand_pair, spec.heads)
     sequence = keras.Input((spec.seq_length, spec.seq_depth), name="sequence", dtype="float32")
@@ -70,27 +77,35 @@ def build_model(params: dict, strand_pair=None, trunk: bool = False):
         reprs.append(x)
     if spec.activation != "linear":
         x = layers.Activate(spec.activation)(x)
-    if trunk:
-        return keras.Model(sequence, x, name="seqnn_trunk")
     trunk_output = x
+    if trunk:
+        model = keras.Model(sequence, x, name="seqnn_trunk")
+    else:
+        outputs = []
+        for (head, blocks), pair in zip(spec.heads.items(), pairs):
+            x = trunk_output
+            for name, p in blocks:
+                x = BUILDERS[name](x, p, reprs)
+            if pair is not None:
+                _check_strand_pair(pair, x.shape[-1], head)
+            if spec.augment_rc:
+                x = augment.SwitchReverse(pair)([x, reverse])
+            # named after the head; float32 even under mixed precision
+            outputs.append(keras.layers.Identity(name=head, dtype="float32")(x))
+        model = keras.Model(sequence, outputs[0] if len(outputs) == 1 else outputs, name="seqnn")
+    trunk_ids = {id(la) for la in adapters.ancestors(trunk_output)}
+    if spec.adapter:
+        a = spec.adapter
+        model = adapters.insert_adapters(model, trunk_ids, a["adapter"],
+                                         latent=a["adapter_latent"],
+                                         conv_select=a["conv_select"], conv_latent=a["se_rank"])
+        trunk_ids |= adapters.adapter_ids(model)
+    return model, trunk_ids
 
-    outputs = []
-    for (head, blocks), pair in zip(spec.heads.items(), pairs):
-        x = trunk_output
-        for name, p in blocks:
-            x = BUILDERS[name](x, p, reprs)
-        if pair is not None:
-            _check_strand_pair(pair, x.shape[-1], head)
-        if spec.augment_rc:
-            x = augment.SwitchReverse(pair)([x, reverse])
-        # named after the head; float32 even under mixed precision
-        outputs.append(keras.layers.Identity(name=head, dtype="float32")(x))
-    return keras.Model(sequence, outputs[0] if len(outputs) == 1 else outputs, name="seqnn")
 
-
-
-def unbuilt_model(params: dict, trunk: bool = False):
-    """The model `params` builds, its weights never initialised: shapes without values.
+@contextlib.contextmanager
+def deferred_weights():
+    """Build models inside without initialising their weights: shapes without values.
 
     A Keras stateless scope defers the weights, then the deferred list is restored, so a
     published-size model takes about a second and little memory.
@@ -98,14 +113,19 @@ def unbuilt_model(params: dict, trunk: bool = False):
     pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
-            return build_model(params, trunk=trunk)
+            yield
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
 
 
-def model_summary(params: dict) -> dict:
-    """Output shape(s) and parameter counts of the model `params` builds (`unbuilt_model`)."""
-    model = unbuilt_model(params)
+def unbuilt_model(params: dict, trunk: bool = False):
+    """The model `params` builds, its weights never initialised (`deferred_weights`)."""
+    with deferred_weights():
+        return build_model(params, trunk=trunk)
+
+
+def describe(model) -> dict:
+    """Output shape(s) and trainable / non-trainable parameter counts of `model`."""
     shapes = [tuple(o.shape) for o in model.outputs]
     return {
         "output_shape": shapes[0] if len(shapes) == 1 else shapes,
@@ -113,6 +133,10 @@ def model_summary(params: dict) -> dict:
         "non_trainable_params": sum(math.prod(w.shape) for w in model.non_trainable_weights),
     }
 
+
+def model_summary(params: dict) -> dict:
+    """`describe` of the model `params` builds (`unbuilt_model`)."""
+    return describe(unbuilt_model(params))
 
 
 def _jsonable(value):

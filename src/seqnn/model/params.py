@@ -6,13 +6,16 @@ whole params or the `model` block alone. `parse_params` resolves every block aga
 """
 
 import json
+import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from seqnn import SeqnnError
 from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, REQUIRED
 from seqnn.model.spec import BLOCKS, reference_markdown, resolve
+
+log = logging.getLogger("seqnn")
 
 # Model-level keys besides the block globals in keys.INHERITED: key -> (default, meaning).
 MODEL_KEYS = {
@@ -28,7 +31,54 @@ MODEL_KEYS = {
     "ensemble_rc": (None, "ignored (a prediction setting)"),
     "ensemble_shifts": (None, "ignored (a prediction setting)"),
     "verbose": (None, "ignored"),
+    "adapter": (None, "Houlsby adapters a fine-tuned model keeps: `houlsby` or `houlsby_se` "
+                "(written by `seqnn train` with a transfer block, as baskerville)"),
+    "adapter_latent": (8, "their bottleneck width"),
+    "conv_select": (4, "houlsby_se: the last this many trunk convolutions have squeeze-excite "
+                    "adapters"),
+    "se_rank": (4, "houlsby_se: the squeeze-excite bottleneck width"),
 }
+
+RECORDED_ADAPTERS = ("houlsby", "houlsby_se")
+
+# The `transfer` block (baskerville's hound_transfer.py): key -> (default, meaning).
+TRANSFER_MODES = ("full", "linear", "adapter")
+ADAPTERS = ("houlsby", "lora", "lora_full", "ia3", "locon", "houlsby_se")
+TRANSFER_KEYS = {
+    "mode": ("full", "`full` (train everything), `linear` (trunk frozen, batch-norm statistics "
+             "included; the head trains) or `adapter` (only adapters, the head and, for Houlsby "
+             "adapters, the layer norms train)"),
+    "adapter": (None, "mode adapter: `houlsby`, `lora`, `lora_full`, `ia3`, `locon` or "
+                "`houlsby_se`"),
+    "adapter_latent": (8, "Houlsby bottleneck width; LoRA rank (lora, lora_full, and locon's "
+                       "attention)"),
+    "conv_select": (4, "locon, houlsby_se: adapt the last this many standard convolutions of the "
+                    "trunk (locon with all of them trains the first one whole instead)"),
+    "conv_latent": (4, "locon rank; houlsby_se squeeze-excite bottleneck"),
+    "lora_alpha": (16, "LoRA updates are scaled by lora_alpha / adapter_latent"),
+    "locon_alpha": (1, "LoCon updates are scaled by locon_alpha / conv_latent"),
+}
+TRANSFER_DOC = """\
+A `transfer` block beside `train` and `model` fine-tunes pretrained weights
+(`seqnn train PARAMS DATA --restore WEIGHTS [--trunk]`, or the workflow's `model.pretrained`),
+with the keys and defaults of baskerville's hound_transfer.py. What trains: `full` everything;
+`linear` the head; `adapter` the adapters and the head, plus the trunk's layer norms for
+`houlsby` and `houlsby_se`. Where adapters go: `houlsby` a bottleneck before both residual adds
+of every transformer block; `lora` low-rank updates of the attention's query and value
+projections (`lora_full`: all four projections); `ia3` per-channel scales of the attention's
+keys and values and of the feed-forward hidden units; `locon` LoRA on the attention plus a
+low-rank convolution beside the last `conv_select` standard trunk convolutions; `houlsby_se`
+Houlsby adapters plus a squeeze-excite adapter after the last `conv_select` convolutions. After
+training, LoRA, IA3 and LoCon are merged into the weights (the saved model has the original
+architecture and params); Houlsby adapters stay, recorded in the saved params' model block
+(`adapter`, `adapter_latent`, `conv_select`, `se_rank`). `seqnn summary PARAMS --json` counts
+the parameters as fine-tuning trains them; they equal baskerville's (tests/test_transfer.py).
+Two choices differ from baskerville's code, which hard-codes them: `locon`'s attention LoRA and
+`houlsby_se`'s Houlsby adapters use `adapter_latent` and `lora_alpha` (baskerville: 8 and 16,
+the defaults), and `ia3` scales the feed-forward hidden units of any width (baskerville picks
+Dense layers of 1,536 inputs: those units in its 768-wide borzoilite, other layers in Borzoi)."""
+_ADAPTER_KEYS = ("adapter", "adapter_latent", "conv_select", "conv_latent", "lora_alpha",
+                 "locon_alpha")
 
 
 
@@ -49,6 +99,7 @@ class Spec:
     activation: str
     trunk: list
     heads: dict
+    adapter: dict | None = None
 
 
 
@@ -120,7 +171,44 @@ def parse_params(params: dict) -> Spec:
         raise SeqnnError(f"model: activation {spec.activation!r} is not one of {valid}")
     if spec.augment_rc and spec.seq_depth != 4:
         raise SeqnnError("model: augment_rc needs seq_depth 4 (one-hot ACGT)")
+    if mp.get("adapter") is not None:
+        if mp["adapter"] not in RECORDED_ADAPTERS:
+            raise SeqnnError(f"model.adapter {mp['adapter']!r} is not one of houlsby, houlsby_se "
+                             "(the adapters a fine-tuned model keeps)")
+        keys = ("adapter", "adapter_latent", "conv_select", "se_rank")
+        spec = replace(spec, adapter={k: mp.get(k, MODEL_KEYS[k][0]) for k in keys})
     return spec
+
+
+def transfer_options(params: dict, where: str = "params") -> dict | None:
+    """The params' `transfer` block with defaults filled in and checked, or None without one."""
+    given = params.get("transfer")
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise SeqnnError(f"{where}: transfer must be a mapping of {', '.join(TRANSFER_KEYS)}")
+    unknown = sorted(set(given) - set(TRANSFER_KEYS))
+    if unknown:
+        raise SeqnnError(f"{where}: unknown transfer key {unknown[0]!r}; valid keys: "
+                         f"{', '.join(TRANSFER_KEYS)}")
+    opts = {k: given.get(k, default) for k, (default, _) in TRANSFER_KEYS.items()}
+    if opts["mode"] not in TRANSFER_MODES:
+        raise SeqnnError(f"{where}: transfer.mode {opts['mode']!r} is not one of "
+                         f"{', '.join(TRANSFER_MODES)}")
+    if opts["mode"] != "adapter":
+        extra = [k for k in _ADAPTER_KEYS if k in given]
+        if extra:
+            log.warning("%s: transfer.mode %s uses no adapter; ignoring %s", where,
+                        opts["mode"], ", ".join(extra))
+        return {**opts, "adapter": None}
+    if opts["adapter"] not in ADAPTERS:
+        raise SeqnnError(f"{where}: transfer.mode adapter needs transfer.adapter, one of "
+                         f"{', '.join(ADAPTERS)} (got {opts['adapter']!r})")
+    for key in ("adapter_latent", "conv_select", "conv_latent"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 1:
+            raise SeqnnError(f"{where}: transfer.{key} must be a positive integer, got "
+                             f"{opts[key]!r}")
+    return opts
 
 
 
@@ -161,4 +249,8 @@ def params_reference() -> str:
     for key in INHERITED:
         meaning = _GLOBAL_DOCS.get(key, KEY_DOCS[key])
         rows.append(f"| `{key}` | per block | {meaning}; if given, the default of every block |")
-    return "\n".join(["## Model keys", "", *rows, "", "## Blocks", "", reference_markdown()])
+    transfer = ["| key | default | meaning |", "|---|---|---|"]
+    for key, (default, meaning) in TRANSFER_KEYS.items():
+        transfer.append(f"| `{key}` | `{json.dumps(default)}` | {meaning} |")
+    return "\n".join(["## Model keys", "", *rows, "", "## Transfer block", "", TRANSFER_DOC, "",
+                      *transfer, "", "## Blocks", "", reference_markdown()])

@@ -16,19 +16,21 @@ read and assigned one layer at a time.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import keras
 
 from seqnn import SeqnnError
 from seqnn.data.targets import DEFAULTS, read_sheet
-from seqnn.model.build import build_model, save_model, unbuilt_model
+from seqnn.model.build import build_model, load_model, save_model, unbuilt_model
 from seqnn.model.params import head_lists, model_params, output_geometry
 from seqnn.model.presets import load_params
 from seqnn.model.pretrained_enformer import import_enformer
@@ -211,7 +213,7 @@ def match(theirs: list[Layer], ours: list[Layer]) -> list:
     return pairs
 
 
-def _single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
+def single_head_params(params: dict, head: int, where) -> tuple[dict, str]:
     """`params` with only head number `head` (heads in seqnn's natural order), and its name."""
     params = copy.deepcopy(params)
     body = model_params(params)
@@ -248,7 +250,7 @@ def _diagnose(weights, params_path, params, head, name, theirs, trunk_layers, fu
         for other in range(len(_head_names(params))):
             if other == head:
                 continue
-            other_params, other_name = _single_head_params(params, other, params_path)
+            other_params, other_name = single_head_params(params, other, params_path)
             if _fits(theirs, _shape_only(other_params, False)) is None:
                 return SeqnnError(
                     f"{where} head {head} ({name}) but its head is head {other} ({other_name}) "
@@ -268,6 +270,18 @@ def _head_names(params):
     return list(head_lists(model_params(params)))
 
 
+def _open_h5(weights):
+    try:
+        return h5py.File(weights, "r")
+    except FileNotFoundError:
+        raise SeqnnError(f"{weights}: weights file not found; check the path") from None
+    except OSError as err:
+        raise SeqnnError(
+            f"{weights}: not an HDF5 file ({err}); give the .h5 that Basenji or baskerville "
+            "SeqNN.save wrote"
+        ) from None
+
+
 def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None):
     """Keras model and params (with that head only) from a Basenji / baskerville HDF5 file.
 
@@ -278,16 +292,8 @@ def import_baskerville(weights, params, head: int = 0, trunk: bool | None = None
     """
     params_path = params if isinstance(params, str | os.PathLike) else "the params"
     params = load_params(params) if isinstance(params, str | os.PathLike) else params
-    single, name = _single_head_params(params, head, params_path)
-    try:
-        h5 = h5py.File(weights, "r")
-    except FileNotFoundError:
-        raise SeqnnError(f"{weights}: weights file not found; check the path") from None
-    except OSError as err:
-        raise SeqnnError(
-            f"{weights}: not an HDF5 file ({err}); give the .h5 that Basenji or baskerville "
-            "SeqNN.save wrote"
-        ) from None
+    single, name = single_head_params(params, head, params_path)
+    h5 = _open_h5(weights)
     with h5:
         theirs = read_layers(h5, weights)
         trunk_layers = _shape_only(single, True)
@@ -319,7 +325,7 @@ def _select_head(model, params, head, where):
     """`model` and `params` reduced to output `head` where the model has several outputs."""
     if len(model.outputs) == 1:
         return model, params
-    single, _ = _single_head_params(params, head, where)
+    single, _ = single_head_params(params, head, where)
     return keras.Model(model.inputs, model.outputs[head], name=model.name), single
 
 
@@ -388,3 +394,33 @@ def import_model(weights, output, *, params=None, targets=None, head: int | None
     save_model(model, output, params=params, targets=rows, statistics=stats)
     return {"format": format, "output": str(output), "head": head or 0, "trunk": is_trunk,
             **stats, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def restore_weights(model, weights, trunk_ids: set | None = None) -> int:
+    """Copy pretrained `weights` into `model`: a seqnn `.keras` file or a Basenji / baskerville
+    `.h5` (as the importer reads it). With `trunk_ids` (ids of `model`'s trunk layers), only the
+    trunk is restored from the file's first layers (a trunk file, or a full model whose head is
+    dropped); otherwise the file must fit the whole model, head included. Returns the number of
+    tensors copied."""
+    ours = model_layers(model)
+    if trunk_ids is not None:
+        kept = {la.name for la in model.layers if id(la) in trunk_ids}
+        ours = [la for la in ours if la.name in kept]
+    with contextlib.ExitStack() as stack:
+        if Path(weights).suffix == ".keras":
+            theirs, read = model_layers(load_model(weights)[0]), keras.ops.convert_to_numpy
+        else:
+            h5 = stack.enter_context(_open_h5(weights))
+            theirs, read = read_layers(h5, weights), lambda ref: h5[ref][()]
+        if trunk_ids is not None:
+            theirs = theirs[: len(ours)]
+        try:
+            pairs = match(theirs, ours)
+        except _Misfit as misfit:
+            hint = ("the params' trunk is not the file's" if trunk_ids is not None else
+                    "restore the trunk only (--trunk) for a new head, or fix the params")
+            raise SeqnnError(f"{weights}: does not fit the model: {misfit.detail}; "
+                             f"{hint}") from None
+        for ref, variable in pairs:
+            variable.assign(read(ref))
+    return len(pairs)

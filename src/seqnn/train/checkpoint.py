@@ -66,8 +66,9 @@ class Checkpoint:
         return state
 
 
-def run_fingerprint(params, stats, splits, head, opts, precision) -> str:
-    """A hash of what a checkpoint must match to be resumed: model, data shapes, splits."""
+def run_fingerprint(params, stats, splits, head, opts, precision, tune=None) -> str:
+    """A hash of what a checkpoint must match to be resumed: model, data shapes, splits, and
+    fine-tuning `tune` (transfer options and pretrained weights) where given."""
     key = {
         "model": params.get("model", params),
         "data": {k: stats[k] for k in ("seq_length", "target_length", "num_targets")},
@@ -76,6 +77,8 @@ def run_fingerprint(params, stats, splits, head, opts, precision) -> str:
         "optimizer": opts["optimizer"],
         "precision": precision,
     }
+    if tune:
+        key["fine_tune"] = tune
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -33,7 +33,7 @@ from seqnn.data.records import read_statistics
 from seqnn.data.splits import Splits, data_splits
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_copy
-from seqnn.model.build import build_model, save_model
+from seqnn.model.build import build_parts, load_model, save_model
 from seqnn.model.losses import get_loss
 from seqnn.model.metrics import R2, PearsonR
 from seqnn.model.params import model_params, parse_params
@@ -42,6 +42,7 @@ from seqnn.train.checkpoint import HISTORY_COLUMNS, Checkpoint, run_fingerprint,
 from seqnn.train.dataset import count_records, dataset
 from seqnn.train.options import PRECISIONS, optimizer, train_options
 from seqnn.train.runtime import doctor, dtype_policy, set_threads
+from seqnn.train.transfer import FineTune
 
 log = logging.getLogger("seqnn")
 
@@ -49,8 +50,9 @@ log = logging.getLogger("seqnn")
 MONITOR = "val_pearsonr"
 
 
-def _build(params, head, where, strand_pair=None):
-    """The model of `params`, cut to output `head` alone when it has several."""
+def _build(params, head, where, strand_pair=None, tune=None, restore=False):
+    """The model of `params`, cut to output `head` alone when it has several, and prepared
+    for fine-tuning `tune` (a `FineTune`; pretrained weights copied in when `restore`)."""
 
     n = len(parse_params(params).heads)
     if head is None and n > 1:
@@ -59,20 +61,33 @@ def _build(params, head, where, strand_pair=None):
     if head is not None and not 0 <= head < n:
         raise SeqnnError(f"{where}: head {head} does not exist; the model has {n} head(s), "
                          f"0..{n - 1}")
-    if n == 1:
-        return build_model(params, strand_pair)
-    pairs = None if strand_pair is None else [strand_pair if i == head else None
-                                              for i in range(n)]
-    model = build_model(params, pairs)
-    return keras.Model(model.inputs, model.outputs[head], name=model.name)
+    pairs = strand_pair
+    if n > 1 and strand_pair is not None:
+        pairs = [strand_pair if i == head else None for i in range(n)]
+    model, trunk = build_parts(params, pairs)
+    if n > 1:
+        model = keras.Model(model.inputs, model.outputs[head], name=model.name)
+    return model if tune is None else tune.prepare(model, trunk, restore)
 
 
 def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = None,
                   strand_pair: list[int] | None = None, jit_compile: bool | str = False,
-                  where: str = "params"):
+                  where: str = "params", tune: FineTune | None = None):
     """The training model of `params`, compiled with the optimizer and loss of train options
-    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope."""
-    model = _build(params, head, where, strand_pair)
+    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope.
+
+    Args:
+        params: params dict (train and model blocks).
+        opts: train options (`train_options`).
+        tracks: tracks of the data (for the metrics).
+        head: head of a multi-head model to train.
+        strand_pair: the tracks' strand pairs, for reverse-complement augmentation.
+        jit_compile: Keras's jit_compile (True, False or "auto").
+        where: the params' name in error messages.
+        tune: fine-tuning (`seqnn.train.transfer.FineTune`): pretrained weights, adapters and
+            trainable flags.
+    """
+    model = _build(params, head, where, strand_pair, tune, restore=True)
     loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
     model.compile(optimizer=optimizer(opts), loss=get_loss(opts["loss"], **loss_kw),
                   metrics=[PearsonR(tracks), R2(tracks)], jit_compile=jit_compile)
@@ -160,14 +175,17 @@ class _Run:
     splits: Splits
     counts: dict
     seed: int
+    tune: FineTune | None = None
 
     @property
     def n_train(self) -> int:
         return sum(self.counts[lab] for lab in self.splits.train)
 
 
-def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision) -> _Run:
-    """Resolve the params against the data, fill the train block and check the splits."""
+def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision, restore=None,
+             trunk=False) -> _Run:
+    """Resolve the params against the data, fill the train block (and the fine-tuning from
+    `restore`) and check the splits."""
     if mixed_precision not in PRECISIONS:
         raise SeqnnError(f"mixed_precision {mixed_precision!r} is not one of null, "
                          "mixed_float16, mixed_bfloat16")
@@ -176,6 +194,7 @@ def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision) -
     if not isinstance(params, dict) or "model" not in params:  # a file, preset or preset spec
         params = resolve_model(params, data=stats)
     opts = train_options(params, epochs, where)
+    tune = FineTune.of(params, restore, trunk, where)
     seq_length = model_params(params).get("seq_length")
     if seq_length != stats["seq_length"]:
         raise SeqnnError(f"{where}: model.seq_length {seq_length} does not match seq_length "
@@ -187,7 +206,7 @@ def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision) -
         if not sum(counts[lab] for lab in labels):
             raise SeqnnError(f"{data_dir}: the {name} split ({', '.join(labels)}) has no "
                              "sequence; check the folds / split names and the data stage")
-    return _Run(params, where, data_dir, out_dir, stats, opts, splits, counts, seed)
+    return _Run(params, where, data_dir, out_dir, stats, opts, splits, counts, seed, tune)
 
 
 def _strategy(gpu: bool, devices: list[str] | None):
@@ -205,13 +224,14 @@ def _models(run: _Run, head, strand_pair, mixed_precision, strategy, jit_compile
     """The float32 inference model (what is saved) and the compiled training model, restored
     from the checkpoint `state` when there is one."""
     with dtype_policy("float32"):  # the saved models compute in float32
-        inference = _build(run.params, head, run.where)
+        inference = _build(run.params, head, run.where, tune=run.tune)
         _check_shapes(inference, run.stats, run.data_dir, run.where, head)
         if strand_pair is not None:
-            inference = _build(run.params, head, run.where, strand_pair)
+            inference = _build(run.params, head, run.where, strand_pair, run.tune)
     with dtype_policy(mixed_precision), strategy.scope():
         model = compile_model(run.params, run.opts, run.stats["num_targets"], head=head,
-                              strand_pair=strand_pair, jit_compile=jit_compile, where=run.where)
+                              strand_pair=strand_pair, jit_compile=jit_compile, where=run.where,
+                              tune=run.tune)
         if state:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(os.path.join(ckpt.dir, state["weights"]))
@@ -297,6 +317,8 @@ def train(
     threads: int | None = None,
     callbacks: list | tuple = (),
     devices: list[str] | None = None,
+    restore: str | os.PathLike | None = None,
+    trunk: bool = False,
 ) -> dict:
     """Train the model of `params` on `data_dir`; see the module docstring for what lands in
     `out_dir`. Returns a summary dict (epochs, best epoch and r).
@@ -318,15 +340,20 @@ def train(
         threads: cap on TensorFlow's CPU threads.
         callbacks: extra Keras callbacks.
         devices: the devices to replicate over (default: every GPU, when there are several).
+        restore: start from pretrained weights (a seqnn `.keras` or a baskerville `.h5`); the
+            params' `transfer` block sets what trains (`seqnn.train.transfer`) and the saved
+            models have their adapters merged (or recorded, for Houlsby adapters).
+        trunk: restore the trunk only, under a new head.
     """
     set_threads(threads)  # before anything starts TensorFlow
-    run = _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision)
+    run = _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision,
+                   restore, trunk)
     strategy = _strategy(gpu, devices)
     sheet = data_sheet(data_dir, run.stats["num_targets"], missing="reverse-complement "
                        "augmentation will not swap stranded tracks")
     strand_pair = None if sheet is None else sheet.strand_pair.tolist()
     fingerprint = run_fingerprint(run.params, run.stats, run.splits, head, run.opts,
-                                  mixed_precision)
+                                  mixed_precision, run.tune and run.tune.fingerprint())
     ckpt = Checkpoint(os.path.join(out_dir, "checkpoint"),
                       {"params": run.params, "targets": sheet, "statistics": run.stats})
     state = ckpt.load(fingerprint)
@@ -348,7 +375,7 @@ def train(
     start = time.perf_counter()
     state, trained, reason = _fit(run, model, inference, ckpt, state, callbacks, batch)
     seconds = time.perf_counter() - start
-    _save(run, inference, model, ckpt, state)
+    _save(run, inference, model, ckpt, state, head, strand_pair)
     summary = {
         "epochs": state["epoch"],
         "epochs_this_run": trained,
@@ -364,10 +391,20 @@ def train(
     return summary
 
 
-def _save(run: _Run, inference, model, ckpt, state) -> None:
-    """history.tsv, model_last.keras (the last weights) and model_best.keras, only now."""
+def _save(run: _Run, inference, model, ckpt, state, head, strand_pair) -> None:
+    """history.tsv, model_last.keras (the last weights) and model_best.keras, only now; after
+    fine-tuning with adapters merged (or recorded) and the transfer block dropped."""
     write_history(state["history"], os.path.join(run.out_dir, "history.tsv"))
     inference.set_weights(model.get_weights())
-    save_model(inference, os.path.join(run.out_dir, "model_last.keras"), **ckpt.meta)
     best = os.path.join(ckpt.dir, state["best_model"])
-    atomic_copy(best, os.path.join(run.out_dir, "model_best.keras"))
+    if run.tune is None:
+        save_model(inference, os.path.join(run.out_dir, "model_last.keras"), **ckpt.meta)
+        atomic_copy(best, os.path.join(run.out_dir, "model_best.keras"))
+        return
+    with dtype_policy("float32"):
+        best_model = _build(run.params, head, run.where, strand_pair, run.tune)
+    best_model.set_weights(load_model(best)[0].get_weights())
+    for name, fitted in (("model_last", inference), ("model_best", best_model)):
+        fitted, saved = run.tune.export(fitted, run.params)
+        save_model(fitted, os.path.join(run.out_dir, f"{name}.keras"),
+                   **{**ckpt.meta, "params": saved})
