@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_summary, _add_train, _add_doctor, _add_evaluate, _add_predict,
-                _add_interpret, _add_variants, _add_import):
+                _add_interpret, _add_variants, _add_import, _add_filters):
         add(sub)
     return parser
 
@@ -181,6 +181,20 @@ def _add_import(sub) -> None:
     cmd.add_argument("--format", help="baskerville or enformer (default: from --weights)")
     cmd.add_argument("-o", "--output", required=True, help="the .keras file to write")
     cmd.set_defaults(func=_import)
+
+
+def _add_filters(sub) -> None:
+    cmd = sub.add_parser(
+        "filters", help="a model's first-layer filters as PWMs (MEME) and logos",
+        description="Write the first convolution's filters (or --layer's) of MODEL as position "
+        "weight matrices: OUT/filters.meme (MEME format, for Tomtom and other motif tools), "
+        "OUT/filters.npy (the raw weights) and OUT/logos.png (see seqnn.apply.filters).")
+    cmd.add_argument("model", metavar="MODEL", help="a .keras model file")
+    cmd.add_argument("-o", "--out-dir", required=True)
+    cmd.add_argument("--layer", help="a Conv1D layer's name (default: the first convolution)")
+    cmd.add_argument("--span", type=float, default=3.0,
+                     help="nats spanned by each filter's widest column (the PWM's sharpness)")
+    cmd.set_defaults(func=_filters)
 
 
 def _inputs(parser, what: str) -> None:
@@ -364,6 +378,22 @@ def _import(args, log) -> None:
 
     print(json.dumps(import_model(args.weights, args.output, params=args.params,
                                   targets=args.targets, head=args.head, format=args.format)))
+
+
+def _filters(args, log) -> None:
+    import os
+
+    import numpy as np
+
+    from seqnn.apply.filters import read_meme, write_filters
+    from seqnn.plots.filters import filter_logos
+    from seqnn.plots.style import save
+
+    summary = write_filters(args.model, args.out_dir, layer=args.layer, span=args.span)
+    pwms = read_meme(os.path.join(args.out_dir, "filters.meme"))
+    save(filter_logos(np.stack(list(pwms.values())), list(pwms)),
+         os.path.join(args.out_dir, "logos.png"))
+    print(json.dumps(summary))
 
 
 def main(argv: list[str] | None = None) -> int:
