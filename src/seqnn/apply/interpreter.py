@@ -121,6 +121,10 @@ class Interpreter:
 
     def aggregate(self, n: int, tracks=None, window=None, reduce: str = "sum",
                   denominator=None) -> Aggregate:
+        """The aggregate (`attribution.aggregate`); the ``ratio`` statistic's denominator
+        window defaults to all bins."""
+        if denominator is None and self.statistic.kind == "ratio":
+            denominator = (0, self.target_length)
         return aggregate(n, self.target_length, self.n_tracks, tracks, window, reduce,
                          denominator)
 
