@@ -168,13 +168,19 @@ def test_evaluate_matches_hand_computed_ensemble(setup, tmp_path, rc, shifts):
     np.testing.assert_allclose(asked["target"][:, 0], y[6, :, 0])
 
 
-def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
+def double_model(tmp_path) -> str:
+    """The hand model with doubled weights (twice every prediction), saved."""
     from seqnn.model.build import save_model
 
-    root, data, x, y = setup
     double = hand_model()
     double.set_weights([2 * w for w in double.get_weights()])
     save_model(double, tmp_path / "double.keras")
+    return str(tmp_path / "double.keras")
+
+
+def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
+    root, data, x, y = setup
+    double_model(tmp_path)
     evaluate([str(root / "model.keras"), str(tmp_path / "double.keras")], str(data),
              str(tmp_path / "out"), split="fold0", save_predictions=True)
     with h5py.File(tmp_path / "out/predictions.h5") as h5:
@@ -185,13 +191,8 @@ def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
 
 
 def test_every_member_kept_bins_and_float16_predictions(setup, tmp_path):
-    from seqnn.model.build import save_model
-
     root, data, x, y = setup
-    double = hand_model()
-    double.set_weights([2 * w for w in double.get_weights()])
-    save_model(double, tmp_path / "double.keras")
-    evaluate([str(root / "model.keras"), str(tmp_path / "double.keras")], str(data),
+    evaluate([str(root / "model.keras"), double_model(tmp_path)], str(data),
              str(tmp_path / "out"), split="fold0", rc=True, save_predictions=True,
              return_all=True, step=3, dtype="float16")
     one = expected_prediction(x, [0], False), expected_prediction(x, [0], True) * 2 \
