@@ -178,8 +178,9 @@ def test_predict_shard_downcast_and_mc_members(genome, tmp_path):
     assert summary["members"] == 3
     assert runs["f16"]["values"].dtype == np.float16
     np.testing.assert_array_equal(runs["f16"]["values"], runs["f32"]["values"].astype(np.float16))
-    assert (runs["mc"]["variance"] > 0).mean() > 0.7  # members differ (0.86 measured: 3 passes
-    # may draw the same masks where few units are non-zero)
+    # members differ; expected fraction 0.87 (0.863 measured): track t0 reads one unit, so 3
+    # passes keep or drop it alike with p 0.6^3 + 0.4^3 = 0.28, t1 two units (0.08), t2 three
+    assert (runs["mc"]["variance"] > 0).mean() > 0.75
     big = str(tmp_path / "big.keras")
     model = hand_model(0)
     model.layers[-1].set_weights([W * 1e5])
