@@ -184,3 +184,19 @@ def test_layer_maps_and_every_member_of_gradient_maps(genome, tmp_path):
         np.testing.assert_allclose(members.mean(1), f["grads"][:], rtol=1e-5, atol=1e-7)
         assert f.attrs["statistic"] == "log" and f.attrs["untransform"]
         assert not np.allclose(members[:, 0], members[:, 1])
+
+
+def test_cli_interpret_layer_and_statistic(genome, tmp_path, capsys):
+    import json
+
+    from seqnn import cli
+
+    cli.main(["interpret", genome["plain"], "--fasta", genome["fasta"], "--input",
+              genome["bed"], "-o", str(tmp_path), "--layer", "h", "--window", "center",
+              "--statistic", "ratio", "--untransform", "--pseudo", "0.5"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layer"]["shape"] == [T, H] and summary["gradients"]["regions"] == 2
+    with h5py.File(tmp_path / "gradients.h5") as f, h5py.File(tmp_path / "layer.h5") as g:
+        assert f.attrs["statistic"] == g.attrs["statistic"] == "ratio"
+        assert f.attrs["pseudo"] == 0.5 and f["bin_window"][0].tolist() == [4, 6]
+        assert g["hidden"].shape == (2, T, H)

@@ -190,3 +190,24 @@ def test_predict_shard_downcast_and_mc_members(genome, tmp_path):
     with pytest.raises(SeqnnError, match="exceeds float16's largest, 65,504"):
         predict_shard([big], genome["fasta"], str(tmp_path / "x.h5"), untransform=False,
                       dtype="float16")
+
+
+def test_cli_predict_windows(genome, tmp_path, capsys):
+    import json
+
+    from seqnn import cli
+
+    out = tmp_path / "out"
+    cli.main(["predict", genome["mc"], "--fasta", genome["fasta"], "-o", str(out),
+              "--windows", genome["bed"], "--mc-n", "2", "--seed", "5", "--step", "2",
+              "--return-all", "--transformed", "--dtype", "bfloat16"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["windows"] == {"windows": 3, "members": 2, "bins": T // 2,
+                                  "tracks": ["t0", "t1", "t2"], "dtype": "bfloat16"}
+    direct = str(tmp_path / "direct.h5")
+    predict_windows([genome["mc"]], genome["fasta"], genome["bed"], direct, mc_n=2, seed=5,
+                    step=2, return_all=True, untransform=False, dtype="bfloat16")
+    with h5py.File(out / "windows.h5") as a, h5py.File(direct) as b:
+        np.testing.assert_array_equal(a["members"][:], b["members"][:])
+        np.testing.assert_array_equal(a["pred"][:], O.round_bfloat16(a["pred"][:]))
+    assert (out / "t0.bw").exists()
