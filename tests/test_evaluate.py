@@ -168,13 +168,19 @@ def test_evaluate_matches_hand_computed_ensemble(setup, tmp_path, rc, shifts):
     np.testing.assert_allclose(asked["target"][:, 0], y[6, :, 0])
 
 
-def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
+def double_model(tmp_path) -> str:
+    """The hand model with doubled weights (twice every prediction), saved."""
     from seqnn.model.build import save_model
 
-    root, data, x, y = setup
     double = hand_model()
     double.set_weights([2 * w for w in double.get_weights()])
     save_model(double, tmp_path / "double.keras")
+    return str(tmp_path / "double.keras")
+
+
+def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
+    root, data, x, y = setup
+    double_model(tmp_path)
     evaluate([str(root / "model.keras"), str(tmp_path / "double.keras")], str(data),
              str(tmp_path / "out"), split="fold0", save_predictions=True)
     with h5py.File(tmp_path / "out/predictions.h5") as h5:
@@ -182,6 +188,34 @@ def test_ensemble_of_models_and_predictions_h5(setup, tmp_path):
                                    rtol=1e-3)
         np.testing.assert_array_equal(h5["target"][:], y)
         assert h5["start"][3] == 96 and h5["chrom"][0] == b"chrA"
+
+
+def test_every_member_kept_bins_and_float16_predictions(setup, tmp_path):
+    root, data, x, y = setup
+    evaluate([str(root / "model.keras"), double_model(tmp_path)], str(data),
+             str(tmp_path / "out"), split="fold0", rc=True, save_predictions=True,
+             return_all=True, step=3, dtype="float16")
+    one = expected_prediction(x, [0], False), expected_prediction(x, [0], True) * 2 \
+        - expected_prediction(x, [0], False)  # forward, reverse-complement member
+    members = np.stack([one[0], one[1], 2 * one[0], 2 * one[1]], 1)  # model-major
+    pred = members.mean(1).astype(np.float16).astype(np.float32)
+    with h5py.File(tmp_path / "out/predictions.h5") as h5:
+        assert h5["bins"][:].tolist() == [0, 3, 6] and h5["pred"].dtype == np.float16
+        np.testing.assert_allclose(h5["members"][:], members[:, :, ::3], rtol=1e-3)
+        np.testing.assert_array_equal(h5["pred"][:], pred[:, ::3])
+        np.testing.assert_array_equal(h5["target"][:], y[:, ::3])
+    acc = pd.read_csv(tmp_path / "out/acc.tsv", sep="\t")  # metrics of all bins, downcast
+    np.testing.assert_allclose(acc.pearsonr, pearsonr_np(y, pred), atol=2e-6)
+    evaluate(str(root / "model.keras"), str(data), str(tmp_path / "s"), split="fold0",
+             save_predictions=True, sample_bins=5, seed=2)
+    with h5py.File(tmp_path / "s/predictions.h5") as h5:
+        bins = h5["bins"][:]
+        assert len(set(bins)) == 5 and h5["pred"].shape == (12, 5, 3)
+        np.testing.assert_allclose(h5["pred"][:], expected_prediction(x, [0], False)[:, bins],
+                                   rtol=1e-3)
+    with pytest.raises(SeqnnError, match="model.keras: the model has no dropout layer"):
+        evaluate(str(root / "model.keras"), str(data), str(tmp_path / "mc"), split="fold0",
+                 mc_n=3)
 
 
 def test_tss_regions_counted_and_correlated(setup, tmp_path):

@@ -9,7 +9,9 @@ from seqnn.model.losses import (
     LOSSES,
     BinaryCrossentropy,
     MeanSquaredError,
+    MeanSquaredErrorUDot,
     Poisson,
+    PoissonKL,
     PoissonMultinomial,
     get_loss,
 )
@@ -75,6 +77,35 @@ def test_poisson_mn_matches_numpy_and_baskerville_scale(total_weight):
     assert loss == pytest.approx(poisson_mn_baskerville_np(y, p, total_weight), rel=1e-4)
 
 
+def poisson_kl_np(y, p, kl_weight, eps=1e-3):
+    """Mean over positions of: mean Poisson over tracks + weight x KL(q || p) of the tracks'
+    profiles (y + eps, normalised over tracks)."""
+    poisson = (p - y * np.log(p + EPS)).mean(-1)
+    q_n = (y + eps) / (y + eps).sum(-1, keepdims=True)
+    p_n = (p + eps) / (p + eps).sum(-1, keepdims=True)
+    return np.mean(poisson + kl_weight * (q_n * np.log(q_n / p_n)).sum(-1))
+
+
+def mse_udot_np(y, p, udot_weight):
+    """Mean over positions of: mean squared error - weight x mean of the centred product."""
+    yc, pc = y - y.mean(-1, keepdims=True), p - p.mean(-1, keepdims=True)
+    return np.mean(((p - y) ** 2).mean(-1) - udot_weight * (yc * pc).mean(-1))
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.25])
+def test_poisson_kl_and_mse_udot_match_numpy(weight):
+    y, p = Y_TRUE.astype(float), Y_PRED.astype(float)
+    assert value(get_loss("poisson_kl", kl_weight=weight), Y_TRUE, Y_PRED) == pytest.approx(
+        poisson_kl_np(y, p, weight), rel=1e-5)
+    assert value(get_loss("mse_udot", udot_weight=weight), Y_TRUE, Y_PRED) == pytest.approx(
+        mse_udot_np(y, p, weight), rel=1e-5)
+    # a prediction with the target's profile has no KL term; a perfect one loses -w var_t y
+    assert value(PoissonKL(), Y_TRUE, 2 * Y_TRUE) == pytest.approx(
+        value(Poisson(), Y_TRUE, 2 * Y_TRUE), abs=2e-3)
+    assert value(MeanSquaredErrorUDot(udot_weight=weight), Y_TRUE, Y_TRUE) == pytest.approx(
+        -weight * np.mean(y.var(-1)), rel=1e-5)
+
+
 def test_poisson_mn_with_unit_weight_equals_poisson():
     # Poisson likelihood = Poisson of the total x multinomial of the positions.
     assert value(PoissonMultinomial(epsilon=0), Y_TRUE, Y_PRED) == pytest.approx(
@@ -103,7 +134,8 @@ def test_get_loss_builds_with_kwargs_and_rejects_unknown_names():
     loss = get_loss("poisson_mn", total_weight=0.2, rescale=True)
     assert isinstance(loss, PoissonMultinomial)
     assert (loss.total_weight, loss.rescale) == (0.2, True)
-    with pytest.raises(SeqnnError, match="unknown loss 'nll'.*poisson, poisson_mn, mse, bce"):
+    with pytest.raises(SeqnnError, match="unknown loss 'nll'.*poisson, poisson_mn, poisson_kl, "
+                       "mse, mse_udot, bce"):
         get_loss("nll")
 
 
@@ -113,6 +145,8 @@ def test_get_loss_builds_with_kwargs_and_rejects_unknown_names():
         Poisson(epsilon=1e-6),
         PoissonMultinomial(total_weight=0.2, epsilon=1e-6, rescale=True),
         MeanSquaredError(),
+        PoissonKL(kl_weight=0.5, epsilon=1e-2),
+        MeanSquaredErrorUDot(udot_weight=0.3),
         BinaryCrossentropy(from_logits=True),
     ],
     ids=lambda loss: loss.name,

@@ -10,10 +10,12 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from seqnn import SeqnnError
 from seqnn.apply.accuracy import ALL_TRACKS, cv_summary
 from seqnn.plots import report as P
+from seqnn.plots import scatter as SC
 from seqnn.plots import style as S
 
 IDS = ["peak", "rna_fwd", "rna_rev"]
@@ -74,19 +76,43 @@ def test_training_curves(tmp_path):
     assert (tmp_path / "t.pdf").read_bytes()[:5] == b"%PDF-"
 
 
-def test_scatter():
+def test_fit_line_regplot_and_jointplot_against_numpy(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    y = 2.5 * x - 1 + rng.normal(0, 0.5, 300)
+    a, b, r = SC.fit_line(x, y)
+    np.testing.assert_allclose([a, b], np.polyfit(x, y, 1), rtol=1e-10)
+    assert r == pytest.approx(stats.pearsonr(x, y).statistic, rel=1e-10)
+    assert np.isnan(SC.fit_line(np.ones(5), np.arange(5))[0])
+    fig = SC.jointplot(x, y, "obs", "pred", title="t")
+    main, top, right = fig.axes
+    assert (main.get_xlabel(), main.get_ylabel(), top.get_title()) == ("obs", "pred", "t")
+    line = main.lines[0]
+    np.testing.assert_allclose(line.get_ydata(), a * line.get_xdata() + b)
+    assert main.texts[0].get_text() == f"y = {a:.3g} x - {abs(b):.3g}\nr = {r:.3f}"
+    assert sum(p.get_height() for p in top.patches) == 300  # the marginal histogram of x
+    assert sum(p.get_width() for p in right.patches) == 300
+    S.save(fig, tmp_path / "j.png")
+    assert png_size(tmp_path / "j.png")[0] > 300
+
+
+def test_accuracy_joint_per_track():
     rng = np.random.default_rng(0)
     target = rng.poisson(5, (200, 3)).astype(float)
     pred = target + rng.normal(0, 1, target.shape)
-    fig = P.scatter([(pred[:100], target[:100]), (pred[100:], target[100:])], IDS,
-                    [(0,), (1, 2)], {"peak": 0.81234, "rna_fwd": 0.5, "rna_rev": 0.4})
-    assert len(fig.axes) == 3
-    ax = fig.axes[0]
-    assert ax.get_title() == "peak  r = 0.812" and ax.get_xscale() == "log"
-    points = ax.collections[0].get_offsets()
+    fig = SC.accuracy_joint([(pred[:100], target[:100]), (pred[100:], target[100:])], IDS,
+                            [(0,), (1, 2)], {"peak": 0.81234, "rna_fwd": 0.5, "rna_rev": 0.4})
+    subs = fig.subfigs
+    assert len(subs) == 3
+    main, top, _ = subs[0].axes
+    assert top.get_title() == "peak  cross-validated r = 0.812"
+    points = main.collections[0].get_offsets()
     assert len(points) == 200
-    np.testing.assert_allclose(points[:, 0], np.maximum(target[:, 0], 0) + 1)
-    assert fig.axes[2].get_title().startswith("rna_rev")
+    obs, prd = (np.log10(np.maximum(v[:, 0], 0) + 1) for v in (target, pred))
+    np.testing.assert_allclose(points[:, 0], obs)
+    a, b, r = SC.fit_line(obs, prd)
+    assert main.texts[0].get_text().endswith(f"r = {r:.3f}")
+    assert subs[2].axes[1].get_title().startswith("rna_rev")
 
 
 def test_r_distribution_and_fold_bars(summary):

@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_summary, _add_train, _add_doctor, _add_evaluate, _add_predict,
-                _add_interpret, _add_variants, _add_import):
+                _add_interpret, _add_variants, _add_import, _add_filters):
         add(sub)
     return parser
 
@@ -98,6 +98,8 @@ def _add_evaluate(sub) -> None:
     cmd.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
     cmd.add_argument("--save-predictions", action="store_true",
                      help="also write OUT/predictions.h5")
+    _member_options(cmd, return_all="predictions.h5 also holds every member's predictions")
+    _position_options(cmd, "predictions.h5")
     cmd.add_argument("--tracks", type=_items,
                      help="the models' tracks that DATA_DIR's rows are, in order (identifiers, "
                      "indices or description regexes, comma-separated; default: all); e.g. a "
@@ -138,6 +140,11 @@ def _add_predict(sub) -> None:
     cmd.add_argument("--embed-layer", help="layer name (default: the penultimate)")
     cmd.add_argument("--jit-compile", action="store_true",
                      help="run the models through XLA (compiled once per run)")
+    cmd.add_argument("--windows", metavar="BED",
+                     help="also OUT/windows.h5: each seq_length window centred on these, "
+                     "predicted whole (see seqnn.apply.windows)")
+    _member_options(cmd, return_all="windows.h5 also holds every member's predictions")
+    _position_options(cmd, "windows.h5")
     cmd.set_defaults(func=_predict)
 
 
@@ -151,8 +158,21 @@ def _add_interpret(sub) -> None:
         "the models, --rc and --shifts (see seqnn.apply.interpret).")
     _inputs(cmd, "BED regions")
     _track_options(cmd, sum_tracks=False)
-    cmd.add_argument("--window", type=int, help="bins aggregated (default: 1/8, centred)")
+    cmd.add_argument("--window", type=_window,
+                     help="bins aggregated: a width (default: 1/8, centred) or 'center' (the two "
+                     "centre bins)")
     cmd.add_argument("--reduce", choices=["sum", "mean"], default="sum")
+    cmd.add_argument("--statistic", choices=["aggregate", "log", "ratio"], default="aggregate",
+                     help="differentiate the aggregate, log(aggregate + pseudo) or "
+                     "log((aggregate + pseudo) / (denominator window's + pseudo))")
+    cmd.add_argument("--untransform", action="store_true",
+                     help="undo the tracks' coverage transform before aggregating")
+    cmd.add_argument("--pseudo", type=float, default=1.0, help="pseudo-count of log and ratio")
+    cmd.add_argument("--denominator", type=_window,
+                     help="the ratio's window: a width, centred (default: all bins)")
+    cmd.add_argument("--layer", help="also OUT/layer.h5: the layer's activations and the "
+                     "gradients w.r.t. them (see seqnn.apply.hidden)")
+    _member_options(cmd, return_all="gradients.h5 also holds every member's gradients")
     cmd.add_argument("--tss", action="store_true",
                      help="BED6 TSSs: centre on each, use the track of its strand")
     cmd.add_argument("--ism-width", type=int, default=0,
@@ -190,6 +210,20 @@ def _add_import(sub) -> None:
     cmd.set_defaults(func=_import)
 
 
+def _add_filters(sub) -> None:
+    cmd = sub.add_parser(
+        "filters", help="a model's first-layer filters as PWMs (MEME) and logos",
+        description="Write the first convolution's filters (or --layer's) of MODEL as position "
+        "weight matrices: OUT/filters.meme (MEME format, for Tomtom and other motif tools), "
+        "OUT/filters.npy (the raw weights) and OUT/logos.png (see seqnn.apply.filters).")
+    cmd.add_argument("model", metavar="MODEL", help="a .keras model file")
+    cmd.add_argument("-o", "--out-dir", required=True)
+    cmd.add_argument("--layer", help="a Conv1D layer's name (default: the first convolution)")
+    cmd.add_argument("--span", type=float, default=3.0,
+                     help="nats spanned by each filter's widest column (the PWM's sharpness)")
+    cmd.set_defaults(func=_filters)
+
+
 def _inputs(parser, what: str) -> None:
     """Arguments `interpret` and `variants` share."""
     parser.add_argument("models", nargs="+", metavar="MODEL",
@@ -210,6 +244,29 @@ def _ensemble_options(parser, batch_size: int, head: bool = True) -> None:
     if head:
         parser.add_argument("--head", type=int, help="head of a multi-head model")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+
+
+def _member_options(parser, return_all: str) -> None:
+    """Monte-Carlo dropout members and every member's output."""
+    parser.add_argument("--mc-n", type=int, default=0,
+                        help="Monte-Carlo dropout passes per augmentation (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="of the dropout masks and samples")
+    parser.add_argument("--return-all", action="store_true", help=return_all)
+
+
+def _position_options(parser, where: str) -> None:
+    """The output dtype and the bins kept of per-window outputs."""
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
+                        default="float32", help="of the predictions (float16 fails above "
+                        "65,504; bfloat16 is stored as float32)")
+    parser.add_argument("--step", type=int, default=1, help=f"keep every k-th bin in {where}")
+    parser.add_argument("--sample-bins", type=int,
+                        help=f"keep a seeded uniform sample of this many bins in {where}")
+
+
+def _window(text: str):
+    """--window: 'center' or a width in bins."""
+    return text if text == "center" else int(text)
 
 
 def _items(text: str) -> list[str]:
@@ -317,13 +374,17 @@ def _evaluate(args, log) -> None:
         args.models, args.data_dir, args.out_dir, split=args.split, rc=args.rc, shifts=shifts,
         batch_size=args.batch_size, peaks=args.peaks, tss=args.tss, tss_window=args.tss_window,
         save_predictions=args.save_predictions, tracks=args.tracks,
-        threads=args.threads,
+        threads=args.threads, mc_n=args.mc_n, seed=args.seed, dtype=args.dtype,
+        step=args.step, sample_bins=args.sample_bins, return_all=args.return_all,
     )
     print(json.dumps(summary))
 
 
 def _predict(args, log) -> None:
+    import os
+
     from seqnn.apply.predict import predict
+    from seqnn.apply.windows import predict_windows
 
     shifts = _shifts(args.shifts)
     summary = predict(
@@ -333,23 +394,41 @@ def _predict(args, log) -> None:
         head=args.head, tracks=args.tracks, sum_tracks=args.sum_tracks,
         regions_h5=args.regions_h5, tss_bed=args.tss,
         tss_window=args.tss_window, embed_bed=args.embed, embed_layer=args.embed_layer,
-        threads=args.threads, jit_compile=args.jit_compile,
+        threads=args.threads, jit_compile=args.jit_compile, mc_n=args.mc_n, seed=args.seed,
+        dtype=args.dtype,
     )
+    if args.windows:
+        summary["windows"] = predict_windows(
+            args.models, args.fasta, args.windows, os.path.join(args.out_dir, "windows.h5"),
+            rc=args.rc, shifts=shifts, mc_n=args.mc_n, seed=args.seed,
+            untransform=not args.transformed, variance=args.variance,
+            return_all=args.return_all, dtype=args.dtype, step=args.step,
+            sample=args.sample_bins, batch_size=args.batch_size, head=args.head,
+            tracks=args.tracks, sum_tracks=args.sum_tracks, threads=args.threads)
     print(json.dumps(summary))
 
 
 def _interpret(args, log) -> None:
     import os
 
+    from seqnn.apply.hidden import layer_maps
     from seqnn.apply.interpret import gradient_maps, ism
 
     options = {"tracks": args.tracks, "window": args.window,
                "reduce": args.reduce, "rc": args.rc, "shifts": _shifts(args.shifts),
                "tss": args.tss, "batch_size": args.batch_size, "head": args.head,
                "threads": args.threads}
+    grad = {"mc_n": args.mc_n, "seed": args.seed, "statistic": args.statistic,
+            "untransform": args.untransform, "pseudo": args.pseudo,
+            "denominator": args.denominator}
     summary = {"gradients": gradient_maps(
         args.models, args.fasta, args.input, os.path.join(args.out, "gradients.h5"),
-        bigwig_dir=os.path.join(args.out, "contrib"), **options)}
+        bigwig_dir=os.path.join(args.out, "contrib"), return_all=args.return_all, **options,
+        **grad)}
+    if args.layer:
+        summary["layer"] = layer_maps(args.models, args.fasta, args.input,
+                                      os.path.join(args.out, "layer.h5"), args.layer,
+                                      **options, **grad)
     if args.ism_width:
         summary["ism"] = ism(args.models, args.fasta, args.input,
                              os.path.join(args.out, "ism.h5"), window_bp=args.ism_width,
@@ -377,6 +456,22 @@ def _import(args, log) -> None:
 
     print(json.dumps(import_model(args.weights, args.output, params=args.params,
                                   targets=args.targets, head=args.head, format=args.format)))
+
+
+def _filters(args, log) -> None:
+    import os
+
+    import numpy as np
+
+    from seqnn.apply.filters import read_meme, write_filters
+    from seqnn.plots.filters import filter_logos
+    from seqnn.plots.style import save
+
+    summary = write_filters(args.model, args.out_dir, layer=args.layer, span=args.span)
+    pwms = read_meme(os.path.join(args.out_dir, "filters.meme"))
+    save(filter_logos(np.stack(list(pwms.values())), list(pwms)),
+         os.path.join(args.out_dir, "logos.png"))
+    print(json.dumps(summary))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,11 @@ rule evaluate:
             "loci": PLOTS_CONFIG["loci"],
             "n_loci": PLOTS_CONFIG["n_loci"],
             "tracks": SELECTED["evaluate"],
+            "mc_n": EVAL["mc_n"],
+            "dtype": EVAL["dtype"],
+            "step": EVAL["step"],
+            "sample_bins": EVAL["sample_bins"],
+            "return_all": EVAL["return_all"],
         },
     log:
         "results/logs/evaluate/{evalset}.log",

@@ -15,6 +15,13 @@ INTERPRET_OPTIONS = {
     "head": INTERPRET["head"],
     "aliases": GENOME["chrom_aliases"],
 }
+INTERPRET_GRADIENT = {  # gradient maps only
+    "mc_n": INTERPRET["mc_n"],
+    "return_all": INTERPRET["return_all"],
+    "statistic": INTERPRET["statistic"],
+    "untransform": INTERPRET["untransform"],
+    "pseudo": INTERPRET["pseudo"],
+}
 INTERPRET_RESOURCES = {
     "gpu": 1 if INTERPRET_GPU else 0,
     "mem_mb": INTERPRET["mem_mb"],
@@ -49,6 +56,7 @@ rule gradients:
         bigwigs=expand("results/interpret/contrib/{track}.bw", track=INTERPRET_TRACKS),
     params:
         options=INTERPRET_OPTIONS,
+        gradient=INTERPRET_GRADIENT,
         batch_size=INTERPRET["batch_size"],
     log:
         "results/logs/interpret/gradients.log",

@@ -49,6 +49,8 @@ rule predict:
             "head": PREDICT["head"],
             "tracks": None if PREDICT["tracks"] is None else SELECTED["predict"],
             "jit_compile": PREDICT["jit_compile"],
+            "mc_n": PREDICT["mc_n"],
+            "dtype": PREDICT["dtype"],
         },
     log:
         "results/logs/predict/shard{shard}.log",

@@ -16,4 +16,10 @@
 - interpreter: gradients and saturation mutagenesis averaged over an ensemble's members
 - interpret: gradient maps and ISM of BED regions into HDF5, contribution bigWigs
 - variants: variant effect scores of a VCF
+- dropout: Monte-Carlo dropout clones of models (mc_n)
+- outputs: output dtype, bins kept, every member streamed to HDF5, evaluation files
+  (Keras-free)
+- windows: whole-window predictions of BED regions
+- hidden: a hidden layer's activations and gradients for BED regions
+- filters: first-layer filters as PWMs, MEME files, PWM similarity
 """

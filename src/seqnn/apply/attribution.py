@@ -6,7 +6,13 @@ i and selected track k the aggregate is A_ik(x) = sum_b w_i[b] y[b, t_ik], with 
 or 1 / |B_i| (``mean``) on a bin window B_i = [b0, b1) and 0 elsewhere, and t_ik a track index.
 By default B is the centre max(1, T_len // 8) bins, widened by one to T_len's parity so that it
 is its own mirror image, and the tracks are all of them; both may be given per sequence (e.g.
-bins around a TSS, and the track of a gene's strand: t on +, strand_pair[t] on -).
+bins around a TSS, and the track of a gene's strand: t on +, strand_pair[t] on -). ``center``
+is Basenji's window: the two bins T_len // 2 and T_len // 2 + 1.
+
+Statistics (Borzoi-era gradients, `Statistic`): with ``untransform`` each prediction is first
+mapped back to its track's units (the inverse coverage transform: soft clip, power, scale, per
+bin); the gradient is then taken of A itself (``aggregate``), of log(A + c) (``log``) or of
+log((A + c) / (A' + c)) (``ratio``), A' the same sum over a second, denominator window.
 
 Scores. As sum_c x[l, c] = 1 for every base, the gradient's component along (1, 1, 1, 1) at a
 position is arbitrary; centring, g'[l, c] = g[l, c] - mean_c g[l, c], removes it. The
@@ -23,8 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqnn import SeqnnError
+from seqnn.data.coverage import POWERS
 
 REDUCE = ("sum", "mean")
+STATISTICS = ("aggregate", "log", "ratio")
 SALIENCY = ("abs_sum", "abs_max", "observed")
 
 
@@ -38,17 +46,51 @@ class Aggregate:
 
     weights: np.ndarray  # [N, T_len] float32
     tracks: np.ndarray  # [N, K] int32
+    denominator: np.ndarray | None = None  # [N, T_len] weights of A' (``ratio``)
 
     def __len__(self) -> int:
         return len(self.weights)
 
     def __getitem__(self, rows) -> Aggregate:
-        return Aggregate(self.weights[rows], self.tracks[rows])
+        den = None if self.denominator is None else self.denominator[rows]
+        return Aggregate(self.weights[rows], self.tracks[rows], den)
+
+    @property
+    def denominator_weights(self) -> np.ndarray:
+        return np.zeros_like(self.weights) if self.denominator is None else self.denominator
 
     def mirrored(self, strand_pair: np.ndarray | None) -> Aggregate:
         """The same aggregate read from a prediction of the reverse complement."""
         tracks = self.tracks if strand_pair is None else strand_pair[self.tracks]
-        return Aggregate(np.ascontiguousarray(self.weights[:, ::-1]), tracks)
+        den = None if self.denominator is None else np.ascontiguousarray(
+            self.denominator[:, ::-1])
+        return Aggregate(np.ascontiguousarray(self.weights[:, ::-1]), tracks, den)
+
+
+@dataclass
+class Statistic:
+    """What a gradient is taken of (module docstring): ``kind`` of `STATISTICS`, its
+    pseudo-count, and per track of the model (untransform) its scale, soft clip (inf: none) and
+    power (1: none), or None to aggregate the model's values as they are."""
+
+    kind: str = "aggregate"
+    pseudo: float = 1.0
+    untransform: dict | None = None
+
+    def __post_init__(self):
+        if self.kind not in STATISTICS:
+            raise SeqnnError(f"statistic {self.kind!r} is not one of {', '.join(STATISTICS)}")
+
+
+def untransform_params(tracks: Sequence[dict]) -> dict:
+    """Per-track scale, clip_soft (inf: none) and power of track sheet rows, for `Statistic`."""
+    out = {"scale": [], "clip_soft": [], "power": []}
+    for t in tracks:
+        soft = t.get("clip_soft")
+        out["scale"].append(float(t.get("scale") or 1.0))
+        out["clip_soft"].append(np.inf if soft is None or soft != soft else float(soft))
+        out["power"].append(POWERS.get(str(t.get("sum_stat") or "sum").partition("_")[2], 1.0))
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
 def centre_window(target_length: int, width: int | None = None) -> tuple[int, int]:
@@ -64,7 +106,12 @@ def centre_window(target_length: int, width: int | None = None) -> tuple[int, in
 
 
 def bin_windows(n: int, target_length: int, window=None) -> np.ndarray:
-    """Windows [n, 2] from None (centre), a width in bins, (b0, b1), or per-sequence [n, 2]."""
+    """Windows [n, 2] from None (centre), ``center`` (Basenji's two centre bins), a width in
+    bins, (b0, b1), or per-sequence [n, 2]."""
+    if isinstance(window, str):
+        if window != "center":
+            raise SeqnnError(f"window {window!r}: give a width in bins, (b0, b1) or 'center'")
+        window = (target_length // 2, min(target_length // 2 + 2, target_length))
     if window is None or np.ndim(window) == 0:
         w = np.array(centre_window(target_length, None if window is None else int(window)))
     else:
@@ -92,16 +139,25 @@ def select_tracks(n: int, n_tracks: int, tracks=None) -> np.ndarray:
     return np.broadcast_to(t, (n, t.shape[1])).astype(np.int32)
 
 
-def aggregate(n: int, target_length: int, n_tracks: int, tracks=None, window=None,
-              reduce: str = "sum") -> Aggregate:
-    """The aggregate of n sequences: `tracks` as `select_tracks`, `window` as `bin_windows`."""
+def window_weights(n: int, target_length: int, window=None, reduce: str = "sum") -> np.ndarray:
+    """Bin weights [n, T_len] of a window (`bin_windows`): 1 inside (``sum``) or 1 / width
+    (``mean``)."""
     if reduce not in REDUCE:
         raise SeqnnError(f"reduce {reduce!r} is not one of {', '.join(REDUCE)}")
     w = bin_windows(n, target_length, window)
     bins = np.arange(target_length)
     inside = (bins >= w[:, :1]) & (bins < w[:, 1:])
     weights = inside / (w[:, 1:] - w[:, :1]) if reduce == "mean" else inside
-    return Aggregate(weights.astype(np.float32), select_tracks(n, n_tracks, tracks))
+    return weights.astype(np.float32)
+
+
+def aggregate(n: int, target_length: int, n_tracks: int, tracks=None, window=None,
+              reduce: str = "sum", denominator=None) -> Aggregate:
+    """The aggregate of n sequences: `tracks` as `select_tracks`, `window` (and the ``ratio``
+    statistic's `denominator` window) as `bin_windows`."""
+    den = None if denominator is None else window_weights(n, target_length, denominator, reduce)
+    return Aggregate(window_weights(n, target_length, window, reduce),
+                     select_tracks(n, n_tracks, tracks), den)
 
 
 def strand_tracks(tracks: Sequence[int], strands: Sequence[str],

@@ -1,7 +1,8 @@
 """Ensembles: model files loaded and checked together, compiled inference, test-time
 augmentation, and the mean (and variance) over an ensemble's members.
 
-A member is one prediction of a window: a model x a (shift, strand) augmentation. One-hot
+A member is one prediction of a window: a model x a (shift, strand) augmentation (x a
+Monte-Carlo dropout pass with `passes` > 1, `seqnn.apply.dropout`). One-hot
 channels are A, C, G, T, so the reverse complement of x [B, L, 4] is x[:, ::-1, ::-1]. A
 prediction of the reverse complement is flipped back along length and its stranded tracks
 swapped through `strand_pair` (track t takes the RC output of track strand_pair[t]).
@@ -55,15 +56,18 @@ def unflip(y: np.ndarray, strand_pair: Sequence[int] | None) -> np.ndarray:
 
 
 def augmented(model, x: np.ndarray, rc: bool = False, shifts: Sequence[int] = (0,),
-              strand_pair: Sequence[int] | None = None) -> Iterator[np.ndarray]:
-    """Yield the forward-strand prediction of every (shift, strand) augmentation of a batch."""
+              strand_pair: Sequence[int] | None = None, passes: int = 1) -> Iterator[np.ndarray]:
+    """Yield the forward-strand prediction of every (shift, strand) augmentation of a batch,
+    `passes` times each (Monte-Carlo dropout models draw new masks at every call)."""
     x = np.asarray(x, dtype=np.float32)
     for shift in shifts:
         xs = shift_one_hot(x, shift)
-        yield np.asarray(model(xs, training=False), dtype=np.float32)
-        if rc:
-            y = model(np.ascontiguousarray(reverse_complement_one_hot(xs)), training=False)
-            yield unflip(np.asarray(y, dtype=np.float32), strand_pair)
+        xr = np.ascontiguousarray(reverse_complement_one_hot(xs)) if rc else None
+        for _ in range(passes):
+            yield np.asarray(model(xs, training=False), dtype=np.float32)
+            if rc:
+                y = model(xr, training=False)
+                yield unflip(np.asarray(y, dtype=np.float32), strand_pair)
 
 
 def predict_augmented(model, x: np.ndarray, rc: bool = False, shifts: Sequence[int] = (0,),
@@ -207,30 +211,40 @@ def compiled_inference(model, seq_length: int, batch_size: int, jit_compile: boo
 class MemberMoments:
     """Mean and variance over the members (models × augmentations) of one batch, in one
     streaming pass (Welford's update: members are never held together). `scale` maps each
-    member's prediction before it is averaged (e.g. `coverage.track_untransform`)."""
+    member's prediction before it is averaged (e.g. `coverage.track_untransform`); `passes`
+    calls each (model, augmentation) (Monte-Carlo dropout)."""
 
     def __init__(self, models, rc=False, shifts=(0,), strand_pair=None, scale=None,
-                 variance=False):
+                 variance=False, passes=1):
         if not shifts:
             raise SeqnnError("shifts: give at least one shift, e.g. [0] or [-1, 0, 1]")
         self.models, self.rc, self.shifts = models, rc, tuple(shifts)
         self.strand_pair, self.scale, self.variance = strand_pair, scale, variance
+        self.passes = passes
 
     @property
     def per_model(self) -> int:
-        return len(self.shifts) * (2 if self.rc else 1)
+        return len(self.shifts) * (2 if self.rc else 1) * self.passes
+
+    def members(self, x: np.ndarray, models=None) -> Iterator[np.ndarray]:
+        """Every member's (scaled) prediction of x, model by model."""
+        for model in self.models if models is None else models:
+            for y in augmented(model, x, self.rc, self.shifts, self.strand_pair, self.passes):
+                yield self.scale(y) if self.scale else y
 
     def moments(self, x: np.ndarray, models) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.variance:  # a plain sum: the rounding of predict_augmented
+            total, n = 0.0, 0
+            for y in self.members(x, models):
+                total, n = total + y, n + 1
+            return total / n, None
         n, mean, m2 = 0, 0.0, 0.0
-        for model in models:
-            for y in augmented(model, x, self.rc, self.shifts, self.strand_pair):
-                y = self.scale(y) if self.scale else y
-                n += 1
-                delta = y - mean
-                mean = mean + delta / n
-                if self.variance:
-                    m2 = m2 + delta * (y - mean)
-        return mean, (m2 / n if self.variance else None)
+        for y in self.members(x, models):
+            n += 1
+            delta = y - mean
+            mean = mean + delta / n
+            m2 = m2 + delta * (y - mean)
+        return mean, m2 / n
 
     def __call__(self, x: np.ndarray, groups: np.ndarray | None = None):
         """Moments of x [B, L, 4]; `groups` [B, T] picks per bin a model (-1: all of them)."""

@@ -10,7 +10,11 @@ strand_pair) and over `models` (an ensemble), and writes into `out_dir`:
   ``sample/target``, untransformed, and ``sample/label``, the AUROC labels) and example windows
   (``loci/*``: the best and worst by Pearson r, and any asked for by region);
 - ``predictions.h5`` with `save_predictions`: transformed predictions and targets
-  ``[seqs, bins, tracks]`` (float16) with each sequence's chrom, start and end.
+  (`seqnn.apply.outputs.PredictionFile`: the bins kept, the dtype, every member).
+
+Members are the models x shifts x strands (x `mc_n` Monte-Carlo dropout passes); with
+`dtype` the predictions are rounded to it (`outputs.downcast`) before the metrics, so acc.tsv
+shows what the downcast costs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -30,7 +33,9 @@ from tqdm import tqdm
 from seqnn import SeqnnError
 from seqnn.apply.accumulate import Accumulator
 from seqnn.apply.accuracy import METRICS
-from seqnn.apply.ensemble import compiled_inference, predict_augmented
+from seqnn.apply.dropout import mc_models
+from seqnn.apply.ensemble import MemberMoments, compiled_inference
+from seqnn.apply.outputs import PredictionFile, downcast, write_examples
 from seqnn.data.genome import read_bed, read_labelled_bed
 from seqnn.data.records import read_statistics
 from seqnn.data.targets import data_sheet
@@ -127,22 +132,12 @@ def _tss_plan(path, windows, genome_chroms, aliases, window_bp, pool_width, n_bi
 
 @dataclass
 class _Ensemble:
-    """The models of an evaluation as mean predictors over their augmentations, and the sheet."""
+    """The models of an evaluation as members (models x augmentations x passes), the sheet."""
 
     paths: list[str]
-    predictors: list
+    members: MemberMoments
     sheet: pd.DataFrame | None
     passes: int  # model calls per sequence
-
-
-def _predictor(model, seq_length: int, batch_size: int, rc: bool, shifts, strand_pair):
-    """x [B, L, 4] -> mean prediction over shifts x strands, with the model compiled once."""
-    call = compiled_inference(model, seq_length, batch_size)
-
-    def predict(x):
-        return predict_augmented(call, x, rc, shifts, strand_pair)
-
-    return predict
 
 
 def _check_model(model, path, stats, data_dir):
@@ -175,7 +170,8 @@ def _selected(model, meta, path, tracks, rc, stats, data_dir):
     return model, {**meta, "targets": rows}
 
 
-def _load(paths, stats, data_dir, rc, shifts, batch_size, tracks=None) -> _Ensemble:
+def _load(paths, stats, data_dir, rc, shifts, batch_size, tracks=None, mc_n=0,
+          seed=0) -> _Ensemble:
     loaded = [load_model(path) for path in paths]
     if tracks is not None:
         loaded = [_selected(model, meta, path, tracks, rc, stats, data_dir)
@@ -191,36 +187,10 @@ def _load(paths, stats, data_dir, rc, shifts, batch_size, tracks=None) -> _Ensem
                              f"the model tracks chosen ({ours}); pair the stranded rows as the "
                              "model's tracks are paired, or evaluate without rc")
     strand_pair = None if sheet is None else sheet.strand_pair.astype(int).tolist()
-    predictors = [_predictor(model, stats["seq_length"], batch_size, rc, shifts, strand_pair)
-                  for model, _ in loaded]
-    return _Ensemble(paths, predictors, sheet, len(shifts) * (2 if rc else 1) * len(paths))
-
-
-def _write_examples(path, acc, sample, loci, windows, pool_width, crop_bp, meta):
-    """examples.h5: the sampled bins and the example windows (see the module docstring)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for key, value in meta.items():
-            h5.attrs[key] = value
-        h5.attrs["identifiers"] = acc.identifier.astype(str).tolist()
-        h5.attrs["strand_pair"] = acc.strand_pair.to_numpy(dtype=np.int64)
-        h5.attrs["auc_labels"] = acc.auc_labels.astype(str).tolist()
-        h5.attrs["pool_width"] = pool_width
-        for name, value in zip(("pred", "target", "label"), sample):
-            h5.create_dataset(f"sample/{name}", data=value, compression="gzip")
-        group = h5.create_group("loci")
-        entries = [e for _, e in loci]
-        n_bins, tracks = (entries[0][2].shape if entries else (0, len(acc)))
-        group["pred"] = np.array([e[2] for e in entries], np.float32).reshape(-1, n_bins, tracks)
-        group["target"] = np.array([e[3] for e in entries], np.float32).reshape(-1, n_bins,
-                                                                                tracks)
-        group["r"] = np.array([e[0] for e in entries], np.float64)
-        group["reason"] = [reason for reason, _ in loci]
-        if windows is None:
-            group["chrom"] = [f"seq{e[1]}" for e in entries]
-            group["start"] = np.array([0] * len(entries), np.int64)
-        else:
-            group["chrom"] = [windows.chrom[e[1]] for e in entries]
-            group["start"] = np.array([windows.start[e[1]] + crop_bp for e in entries], np.int64)
+    models, passes = mc_models([model for model, _ in loaded], mc_n, seed, paths)
+    calls = [compiled_inference(m, stats["seq_length"], batch_size) for m in models]
+    members = MemberMoments(calls, rc, shifts, strand_pair, passes=passes)
+    return _Ensemble(paths, members, sheet, members.per_model * len(paths))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,33 +244,30 @@ def _accumulator(data_dir, seqs: _Split, stats, sheet, *, tss, tss_window, fai, 
 
 
 def _stream(data_dir, split, seqs: _Split, ens: _Ensemble, acc: Accumulator, stats,
-            batch_size: int, predictions_h5: str | None) -> None:
-    """Predict every batch of the split into `acc` (and `predictions_h5`, if given)."""
-    n_bins, tracks = stats["target_length"], stats["num_targets"]
+            batch_size: int, predictions_h5: str | None, outputs: dict) -> None:
+    """Predict every batch of the split into `acc` (and `predictions_h5`, if given, with
+    `outputs`: dtype, step, sample, seed, return_all)."""
     with contextlib.ExitStack() as stack:
         h5 = None
         if predictions_h5:
-            h5 = stack.enter_context(h5py.File(stack.enter_context(atomic_path(predictions_h5)),
-                                               "w"))
-            for name in ("pred", "target"):
-                h5.create_dataset(name, (0, n_bins, tracks), np.float16, compression="gzip",
-                                  maxshape=(None, n_bins, tracks), chunks=(1, n_bins, tracks))
+            h5 = stack.enter_context(PredictionFile(
+                stack.enter_context(atomic_path(predictions_h5)), stats["target_length"],
+                stats["num_targets"], ens.passes, **outputs))
         batches = dataset(data_dir, split, batch_size)
         for x, y in tqdm(batches, total=math.ceil(seqs.n_seqs / batch_size),
                          desc=f"evaluate {split}", unit="batch", disable=None):
             x, target = x.numpy(), y.numpy()
-            pred = sum(predict(x) for predict in ens.predictors) / len(ens.predictors)
+            every = list(ens.members.members(x)) if outputs["return_all"] else None
+            pred = ens.members(x)[0] if every is None else np.mean(every, axis=0)
+            pred = downcast(pred, outputs["dtype"], "evaluate").astype(np.float32)
             acc.update(pred, target)
             if h5 is not None:
-                for name, value in (("pred", pred), ("target", target)):
-                    h5[name].resize(acc.seen, axis=0)
-                    h5[name][acc.seen - len(x):] = value
+                h5.append(pred, target, every)
         if seqs.windows is not None and acc.seen != len(seqs.windows):
             raise SeqnnError(f"{data_dir}/sequences.bed: {len(seqs.windows)} {split} sequences "
                              f"but the TFRecords hold {acc.seen}; regenerate the data directory")
         if h5 is not None and seqs.windows is not None:
-            for col in ("chrom", "start", "end"):
-                h5[col] = seqs.windows[col].to_numpy(dtype="S" if col == "chrom" else np.int64)
+            h5.coordinates(seqs.windows)
 
 
 def _acc_table(acc: Accumulator, sheet, tracks: int, peaks: bool, tss: bool):
@@ -339,6 +306,11 @@ def evaluate(
     seed: int = 0,
     tracks=None,
     threads: int | None = None,
+    mc_n: int = 0,
+    dtype: str = "float32",
+    step: int = 1,
+    sample_bins: int | None = None,
+    return_all: bool = False,
 ) -> dict:
     """Evaluate model file(s) on `split` of `data_dir` into `out_dir` (module docstring).
 
@@ -364,6 +336,10 @@ def evaluate(
             data's rows are, in order (None: all); the heads are cut to them
             (`seqnn.model.select`), e.g. a published model on the user's tracks.
         threads: CPU threads of TensorFlow (None: its default).
+        mc_n: Monte-Carlo dropout passes per augmentation (0: none; masks drawn from `seed`).
+        dtype: of the predictions (float32, float16, bfloat16; `outputs.downcast`).
+        step, sample_bins: the bins of predictions.h5 kept (`outputs.positions`).
+        return_all: predictions.h5 also holds every member's predictions.
 
     Returns:
         A summary: split, sequences, models, passes, seconds, seqs_per_s, the mean of each
@@ -373,7 +349,7 @@ def evaluate(
     shifts = [int(s) for s in shifts] or [0]
     stats = read_statistics(data_dir)
     set_threads(threads)
-    ens = _load(paths, stats, data_dir, rc, shifts, batch_size, tracks)
+    ens = _load(paths, stats, data_dir, rc, shifts, batch_size, tracks, mc_n, seed)
     seqs = _split(data_dir, split, stats)
     acc, tss_counts = _accumulator(
         data_dir, seqs, stats, ens.sheet, tss=tss, tss_window=tss_window, fai=fai,
@@ -381,7 +357,9 @@ def evaluate(
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     _stream(data_dir, split, seqs, ens, acc, stats, batch_size,
-            os.path.join(out_dir, "predictions.h5") if save_predictions else None)
+            os.path.join(out_dir, "predictions.h5") if save_predictions else None,
+            {"dtype": dtype, "step": step, "sample": sample_bins, "seed": seed,
+             "return_all": return_all})
     seconds = time.perf_counter() - start
 
     out, sheet, (pred, target, labels) = _acc_table(acc, ens.sheet, stats["num_targets"],
@@ -391,7 +369,7 @@ def evaluate(
     shown = [pred[pick], target[pick]]
     if acc.untransform is not None:
         shown = [acc.untransform(v) for v in shown]
-    _write_examples(
+    write_examples(
         os.path.join(out_dir, "examples.h5"), out.assign(strand_pair=sheet.strand_pair),
         [*shown, labels[pick]], acc.loci(), seqs.windows, stats["pool_width"], stats["crop_bp"],
         {"split": split, "models": len(paths), "rc": rc, "shifts": shifts,

@@ -34,9 +34,10 @@ CHUNK = 16384  # bins per HDF5 chunk and per bigWig write
 
 def open_shard(path: str, ens, pieces: pd.DataFrame, sizes: dict[str, int],
                aliases: dict[str, str] | None, untransform: bool, names: Sequence[str],
-               shard: int, shards: int) -> h5py.File:
+               shard: int, shards: int, dtype=np.float32) -> h5py.File:
     """A shard file (module docstring) of ensemble `ens` with its attributes, the piece table of
-    `pieces` (chrom, start, b0, b1: `tiling.shard_pieces`) and empty [K, bins] datasets `names`."""
+    `pieces` (chrom, start, b0, b1: `tiling.shard_pieces`) and empty [K, bins] datasets `names`
+    of `dtype`."""
     f = h5py.File(path, "w")
     f.attrs.update({
         "shard": shard,
@@ -56,7 +57,7 @@ def open_shard(path: str, ens, pieces: pd.DataFrame, sizes: dict[str, int],
     f.create_dataset("piece_bins", data=bins)
     f.create_dataset("piece_offset", data=np.concatenate([[0], np.cumsum(bins)[:-1]]))
     for name in names:
-        f.create_dataset(name, (len(ens.tracks), total_bins), np.float32,
+        f.create_dataset(name, (len(ens.tracks), total_bins), dtype,
                          chunks=(1, min(CHUNK, total_bins)), track_times=False)
     return f
 

@@ -29,14 +29,17 @@ import pyBigWig
 from seqnn import SeqnnError
 from seqnn.apply.attribution import (
     Aggregate,
+    Statistic,
     bin_windows,
     input_x_gradient,
     strand_tracks,
     tss_windows,
+    untransform_params,
 )
 from seqnn.apply.ensemble import Ensemble, load_ensemble
 from seqnn.apply.gather import write_region_table
 from seqnn.apply.interpreter import ISM_STATS, ISM_WIDTH, Interpreter
+from seqnn.apply.outputs import MemberWriter
 from seqnn.data.dna import one_hot
 from seqnn.data.genome import (
     REGION_COLUMNS,
@@ -55,9 +58,10 @@ MISSING = ("skip", "error")
 
 GRADIENT_LAYOUT = """\
 seqs         uint8 [N, L, 4]      one-hot input windows (N: all zeros)
-grads        dtype [N, L, 4, K]   mean gradient of each selected track's aggregate (float16 by
+grads        dtype [N, L, 4, K]   mean gradient of each selected track's statistic (float16 by
                                   default: ~3 significant digits, |g| < 6e-8 flushes to 0)
-aggregate    float32 [N, K]       the aggregate's mean prediction over members
+member_grads dtype [N, M, L, 4, K]  every member's gradients (return_all)
+aggregate    float32 [N, K]       the statistic's mean over members (the aggregate by default)
 chrom, name, strand               per region (chrom as in the BED); strand + where absent
 start, end   int64 [N]            the window (end - start = L; may pass chromosome ends)
 identifiers  bytes [K]            the selected tracks (on + strand)
@@ -65,7 +69,8 @@ track_index  int64 [N, K]         the track aggregated per region (its pair on -
                                   as its row in the model's sheet
 bin_window   int64 [N, 2]         the aggregate's bins [b0, b1) per region
 attrs: reduce, rc, shifts, members, models, tss, seq_length, target_length, pool_width,
-       crop_bp, skipped (regions off the genome), dtype"""
+       crop_bp, skipped (regions off the genome), dtype, mc_n, seed, statistic, untransform,
+       pseudo"""
 
 ISM_LAYOUT = """\
 seqs         uint8 [N, W, 4]      one-hot reference of the mutated window
@@ -108,19 +113,22 @@ class _Setup:
 
 
 def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch_size, tss, head,
-           aliases, missing, threads) -> _Setup:
+           aliases, missing, threads, mc_n=0, seed=0, statistic="aggregate", untransform=False,
+           pseudo=1.0, denominator=None, layer=None) -> _Setup:
     """Models, regions, windows and aggregate of a run.
 
     Args:
-        as `gradient_maps`.
+        as `gradient_maps` (layer: as `seqnn.apply.hidden.layer_maps`).
     """
 
     set_threads(threads)
     sizes = chrom_sizes(fasta, fai)
     regions, skipped = _regions(bed, sizes, aliases, missing)
     ens = load_ensemble(models, head, tracks=tracks, partners=rc or tss)  # cut to the tracks
+    stat = Statistic(statistic, pseudo, untransform_params(ens.tracks) if untransform else None)
     interp = Interpreter(ens.models, rc=rc, shifts=shifts, strand_pair=ens.strand_pair,
-                         batch_size=batch_size)
+                         batch_size=batch_size, mc_n=mc_n, seed=seed, statistic=stat,
+                         layer=layer)
     length, n = ens.seq_length, len(regions)
     centre = (np.where(regions.strand == "-", regions.end - 1, regions.start) if tss
               else (regions.start + regions.end) // 2)
@@ -132,9 +140,11 @@ def _setup(models, fasta, bed, *, fai, tracks, window, reduce, rc, shifts, batch
         if window is None or np.ndim(window) == 0:
             window = tss_windows(np.full(n, length // 2), ens.target_length, ens.pool_width,
                                  ens.crop_bp, None if window is None else int(window))
-    agg = interp.aggregate(n, per_track, window, reduce)
+    agg = interp.aggregate(n, per_track, window, reduce, denominator)
     windows = bin_windows(n, ens.target_length, window)
     attrs = {"reduce": reduce, "rc": bool(rc), "shifts": json.dumps(list(interp.shifts)),
+             "mc_n": mc_n, "seed": seed, "statistic": statistic, "untransform": untransform,
+             "pseudo": pseudo,
              "members": interp.members, "models": json.dumps([str(path) for path in ens.paths]),
              "tss": bool(tss), "seq_length": length, "target_length": ens.target_length,
              "pool_width": ens.pool_width, "crop_bp": ens.crop_bp, "skipped": skipped}
@@ -170,7 +180,9 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
                   rc: bool = True, shifts: Sequence[int] = (0,), batch_size: int = 8,
                   bigwig_dir: str | None = None, tss: bool = False, dtype: str = "float16",
                   head: int | None = None, aliases: dict[str, str] | None = None,
-                  missing: str = "skip", threads: int | None = None) -> dict:
+                  missing: str = "skip", threads: int | None = None, mc_n: int = 0,
+                  seed: int = 0, return_all: bool = False, statistic: str = "aggregate",
+                  untransform: bool = False, pseudo: float = 1.0, denominator=None) -> dict:
     """Gradient maps of the BED regions' windows into HDF5 `out_h5` (`GRADIENT_LAYOUT`), and
     with `bigwig_dir` one contribution-score bigWig per selected track ({identifier}.bw).
 
@@ -180,8 +192,8 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
         bed: the regions; out_h5: the file written.
         tracks: identifiers, indices or description regexes of the tracks explained (None:
             all); the head is cut to them (and their strand partners, with rc or tss).
-        window: the aggregate's bins as `attribution.bin_windows` (with `tss`, a width around
-            the TSS bin).
+        window: the aggregate's bins as `attribution.bin_windows` (a width, (b0, b1) or
+            ``center``; with `tss`, a width around the TSS bin).
         reduce: ``sum`` or ``mean`` over the window's bins.
         rc, shifts: augmentations averaged over (module docstring of `seqnn.apply.interpreter`).
         batch_size: windows per batch.
@@ -192,13 +204,19 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
         aliases: FASTA chromosome name -> the BED's (and the bigWigs').
         missing: ``skip`` (counted) or ``error`` for regions off the genome.
         threads: CPU threads of TensorFlow (None: its default).
+        mc_n, seed: Monte-Carlo dropout passes per augmentation (0: none) and their seed.
+        return_all: also store every member's gradients (``member_grads``).
+        statistic, untransform, pseudo, denominator: what is differentiated
+            (`attribution.Statistic`: ``aggregate``, ``log`` or ``ratio`` of the aggregate,
+            optionally of untransformed predictions; `denominator`: the ratio's window).
 
     Returns:
         A summary (regions, skipped, tracks, members, seconds, maps_per_s).
     """
     run = _setup(models, fasta, bed, fai=fai, tracks=tracks, window=window, reduce=reduce, rc=rc,
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
-               missing=missing, threads=threads)
+               missing=missing, threads=threads, mc_n=mc_n, seed=seed, statistic=statistic,
+               untransform=untransform, pseudo=pseudo, denominator=denominator)
     n, length, k = len(run.regions), run.ens.seq_length, len(run.selected)
     tic = time.perf_counter()
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
@@ -207,9 +225,16 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
         seqs = f.create_dataset("seqs", (n, length, 4), np.uint8, chunks=(1, length, 4))
         grads = f.create_dataset("grads", (n, length, 4, k), dtype, chunks=(1, length, 4, k))
         values = f.create_dataset("aggregate", (n, k), np.float32)
+        every = MemberWriter(f, "member_grads", n, run.interp.members, (length, 4, k),
+                             np.dtype(dtype).name) if return_all else None
         for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts, length,
                                 batch_size):
-            g, a = run.interp.gradients(x, run.agg[rows])
+            if every:
+                members = list(run.interp.member_gradients(x, run.agg[rows]))
+                every.write(rows, [g for g, _ in members])
+                g, a = (np.mean(part, axis=0) for part in zip(*members))
+            else:
+                g, a = run.interp.gradients(x, run.agg[rows])
             seqs[rows], grads[rows], values[rows] = x.astype(np.uint8), g.astype(dtype), a
         seconds = time.perf_counter() - tic
         if bigwig_dir:

@@ -14,6 +14,16 @@ T_len - 1 - b and track t as strand_pair[t], so its aggregate takes the mirrored
 paired tracks, and its gradient is mapped back as g^rc[::-1, ::-1] (reversed along length, A<->T
 and C<->G swapped).
 
+Members also include Monte-Carlo dropout passes (`mc_n`, `seqnn.apply.dropout`; with more than
+TRACK_CHUNK tracks each chunk of tracks draws its own masks). The statistic differentiated may
+undo the coverage transform and take a log or a ratio (`attribution.Statistic`).
+
+Hidden layers. With `layer`, gradients are taken with respect to that layer's activations
+h [L_h, C] instead of the input (Basenji's `build_grads(layers)`), and `hidden` averages the
+activations themselves. The reverse complement's h is mapped back by reversing its length
+(channels are features, not bases); a shift of s bp moves h by round(s / r) positions, r = L /
+L_h the bp per position (exact where r divides s).
+
 ISM. Each position of a W bp window is set to each base other than the reference (all four at
 N): 3W mutants per sequence, built by fancy indexing and predicted in batches across sequences.
 Per member and sequence, two aggregates are kept, S = sum_b y[b, t] over all bins and A (above);
@@ -26,11 +36,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from seqnn import SeqnnError
-from seqnn.apply.attribution import Aggregate, aggregate
+from seqnn.apply.attribution import Aggregate, Statistic, aggregate
+from seqnn.apply.dropout import mc_models
 from seqnn.apply.ensemble import reverse_complement_one_hot, shift_one_hot
 
 ISM_STATS = ("sum", "centre", "logfc")
@@ -41,11 +53,23 @@ ISM_WIDTH = 200  # bp mutated by default, centred in the window
 class Interpreter:
     """Gradients and ISM of models of one geometry (e.g. the fold models), averaged over shifts
     and strands. Models map [B, L, 4] to [B, T_len, T] (one head); `strand_pair[t]` is track
-    t's opposite-strand track (default: every track its own)."""
+    t's opposite-strand track (default: every track its own).
+
+    Args:
+        models: one-head models of one geometry.
+        rc, shifts: augmentations averaged over.
+        strand_pair: each track's opposite-strand track.
+        batch_size: sequences per batch.
+        mc_n, seed: Monte-Carlo dropout passes per augmentation (0: none) and their seed.
+        statistic: what gradients are taken of (default: the aggregate).
+        layer: the layer whose activations gradients are taken with respect to (None: input).
+    """
 
     def __init__(self, models, *, rc: bool = False, shifts: Sequence[int] = (0,),
-                 strand_pair: Sequence[int] | None = None, batch_size: int = 32):
-        self.models = list(models)
+                 strand_pair: Sequence[int] | None = None, batch_size: int = 32,
+                 mc_n: int = 0, seed: int = 0, statistic: Statistic | None = None,
+                 layer: str | None = None):
+        self.models, self.passes = mc_models(list(models), mc_n, seed)
         if not self.models:
             raise SeqnnError("interpret: no model given; give at least one model")
         if not shifts:
@@ -65,14 +89,44 @@ class Interpreter:
             raise SeqnnError(f"strand_pair {pair.tolist()}: need one index per track "
                              f"(0..{self.n_tracks - 1}), a permutation")
         self.strand_pair = pair.astype(np.int32)
-        self._fns = {}
+        self.statistic = statistic or Statistic()
+        self._untransform = self._untransform_params(self.statistic)
+        self.layer, self._fns = layer, {}
+        self.grad_shape = (self.seq_length, 4) if layer is None else tuple(
+            self._layer_model(0).output_shape[0][1:])
+
+    def _untransform_params(self, stat: Statistic):
+        if stat.untransform is None:
+            return None
+        params = {k: np.asarray(v, np.float32) for k, v in stat.untransform.items()}
+        if any(v.shape != (self.n_tracks,) for v in params.values()):
+            raise SeqnnError(f"untransform: need one scale, clip_soft and power per track "
+                             f"({self.n_tracks}); give the models' track sheet")
+        return {k: tf.constant(v) for k, v in params.items()}
+
+    def _layer_model(self, i: int):
+        """Model i mapping x to (the layer's activations, the prediction)."""
+        model = self.models[i]
+        try:
+            h = model.get_layer(self.layer).output
+        except ValueError:
+            names = ", ".join(lay.name for lay in model.layers)
+            raise SeqnnError(f"layer {self.layer!r} is not in the model; choose one of "
+                             f"{names}") from None
+        return keras.Model(model.inputs, [h, model.outputs[0]])
 
     @property
     def members(self) -> int:
-        return len(self.models) * len(self.shifts) * (2 if self.rc else 1)
+        return len(self.models) * len(self.shifts) * (2 if self.rc else 1) * self.passes
 
-    def aggregate(self, n: int, tracks=None, window=None, reduce: str = "sum") -> Aggregate:
-        return aggregate(n, self.target_length, self.n_tracks, tracks, window, reduce)
+    def aggregate(self, n: int, tracks=None, window=None, reduce: str = "sum",
+                  denominator=None) -> Aggregate:
+        """The aggregate (`attribution.aggregate`); the ``ratio`` statistic's denominator
+        window defaults to all bins."""
+        if denominator is None and self.statistic.kind == "ratio":
+            denominator = (0, self.target_length)
+        return aggregate(n, self.target_length, self.n_tracks, tracks, window, reduce,
+                         denominator)
 
     def _check(self, x) -> np.ndarray:
         x = np.asarray(x, np.float32)
@@ -81,35 +135,61 @@ class Interpreter:
                              f"[batch, {self.seq_length}, 4]; give windows of that length")
         return x
 
+    def _back(self, g: np.ndarray, shift: int, rc: bool) -> np.ndarray:
+        """A gradient (or activation) of the view (shift, rc) mapped to the forward input."""
+        if self.layer is None:
+            return shift_one_hot(reverse_complement_one_hot(g) if rc else g, -shift)
+        moved = int(round(shift * self.grad_shape[0] / self.seq_length))
+        return shift_one_hot(np.ascontiguousarray(g[:, ::-1]) if rc else g, -moved)
+
     def _views(self, x: np.ndarray, agg: Aggregate) -> Iterator[tuple]:
         """(x', aggregate', back) per (shift, strand); back maps a gradient w.r.t. x' to x."""
         mirrored = agg.mirrored(self.strand_pair) if self.rc else None
         for s in self.shifts:
             xs = shift_one_hot(x, s)
-            yield xs, agg, lambda g, s=s: shift_one_hot(g, -s)
+            yield xs, agg, lambda g, s=s: self._back(g, s, False)
             if self.rc:
                 yield (np.ascontiguousarray(reverse_complement_one_hot(xs)), mirrored,
-                       lambda g, s=s: shift_one_hot(reverse_complement_one_hot(g), -s))
+                       lambda g, s=s: self._back(g, s, True))
 
     def _specs(self, k):
         return [tf.TensorSpec([None, self.seq_length, 4], tf.float32),
                 tf.TensorSpec([None, self.target_length], tf.float32),
-                tf.TensorSpec([None, k], tf.int32)]
+                tf.TensorSpec([None, k], tf.int32),
+                tf.TensorSpec([None, self.target_length], tf.float32)]
+
+    def _stat(self, y, w, tracks, w_den):
+        """The statistic [B, k] of predictions y [B, T_len, T] (`attribution.Statistic`)."""
+        y = tf.gather(tf.cast(y, tf.float32), tracks, axis=2, batch_dims=1)  # [B, T_len, k]
+        if self._untransform is not None:
+            p = {key: tf.gather(v, tracks)[:, None, :] for key, v in self._untransform.items()}
+            excess = tf.maximum(y - p["clip_soft"], 0.0)  # soft clip undone: e -> e^2 + 2e
+            y = y + tf.square(excess) + excess
+            y = (tf.pow(tf.maximum(1 + y, 0.0), 1 / p["power"]) - 1) / p["scale"]
+        a = tf.einsum("bt,btk->bk", w, y)
+        stat = self.statistic
+        if stat.kind == "log":
+            return tf.math.log(a + stat.pseudo)
+        if stat.kind == "ratio":
+            return tf.math.log((a + stat.pseudo) / (tf.einsum("bt,btk->bk", w_den, y)
+                                                    + stat.pseudo))
+        return a
 
     def _gradient_fn(self, i: int, k: int):
-        """Compiled (x, weights, tracks [B, k]) -> (gradients [B, L, 4, k], aggregates [B, k])."""
+        """Compiled (x, weights, tracks [B, k], denominator weights) -> (gradients
+        [B, *grad_shape, k] w.r.t. the input or the layer, statistics [B, k])."""
         if ("grad", i, k) not in self._fns:
 
-            model = self.models[i]
+            model = self.models[i] if self.layer is None else self._layer_model(i)
 
-            def fn(x, w, tracks):
+            def fn(x, w, tracks, w_den):
                 with tf.GradientTape(persistent=k > 1) as tape:
                     tape.watch(x)
-                    y = tf.cast(model(x, training=False), tf.float32)
-                    a = tf.einsum("bt,btk->bk", w, tf.gather(y, tracks, axis=2, batch_dims=1))
+                    h, y = (x, model(x, training=False)) if self.layer is None else model(x)
+                    a = self._stat(y, w, tracks, w_den)
                     parts = [a[:, j] for j in range(k)]
                 zero = tf.UnconnectedGradients.ZERO
-                return tf.stack([tape.gradient(part, x, unconnected_gradients=zero)
+                return tf.stack([tape.gradient(part, h, unconnected_gradients=zero)
                                  for part in parts], -1), a
 
             self._fns["grad", i, k] = tf.function(fn, input_signature=self._specs(k))
@@ -126,27 +206,56 @@ class Interpreter:
                               batch_dims=1)
                 return tf.einsum("bt,btk->bk", w, y), tf.reduce_sum(y, axis=1)
 
-            self._fns["agg", i] = tf.function(fn, input_signature=self._specs(None))
+            self._fns["agg", i] = tf.function(fn, input_signature=self._specs(None)[:3])
         return self._fns["agg", i]
 
-    def gradients(self, x, agg: Aggregate) -> tuple[np.ndarray, np.ndarray]:
-        """Mean over members of the gradients [N, L, 4, K] of `agg` at one-hot x [N, L, 4], and
-        of the aggregates [N, K]."""
+    def member_gradients(self, x, agg: Aggregate) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each member's gradients [n, *grad_shape, K] and statistics [n, K] of one batch, in
+        member order (model, shift, strand, pass)."""
         x = self._check(x)
-        n, k = len(x), agg.tracks.shape[1]
-        grads = np.zeros((n, self.seq_length, 4, k), np.float32)
-        values = np.zeros((n, k), np.float32)
-        for lo in range(0, n, self.batch_size):
-            rows = slice(lo, lo + self.batch_size)
-            for i in range(len(self.models)):
-                for xa, aa, back in self._views(x[rows], agg[rows]):
+        k = agg.tracks.shape[1]
+        for i in range(len(self.models)):
+            for xa, aa, back in self._views(x, agg):
+                for _ in range(self.passes):
+                    g = np.zeros((len(x), *self.grad_shape, k), np.float32)
+                    values = np.zeros((len(x), k), np.float32)
                     for c0 in range(0, k, TRACK_CHUNK):
                         cols = slice(c0, min(c0 + TRACK_CHUNK, k))
                         fn = self._gradient_fn(i, cols.stop - cols.start)
-                        g, a = fn(xa, aa.weights, np.ascontiguousarray(aa.tracks[:, cols]))
-                        grads[rows, ..., cols] += back(g.numpy())
-                        values[rows, cols] += a.numpy()
+                        gi, ai = fn(xa, aa.weights, np.ascontiguousarray(aa.tracks[:, cols]),
+                                    aa.denominator_weights)
+                        g[..., cols], values[:, cols] = back(gi.numpy()), ai.numpy()
+                    yield g, values
+
+    def gradients(self, x, agg: Aggregate) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over members of the gradients [N, *grad_shape, K] of the statistic of `agg` at
+        one-hot x [N, L, 4], and of the statistics [N, K]."""
+        x = self._check(x)
+        n, k = len(x), agg.tracks.shape[1]
+        grads = np.zeros((n, *self.grad_shape, k), np.float32)
+        values = np.zeros((n, k), np.float32)
+        for lo in range(0, n, self.batch_size):
+            rows = slice(lo, lo + self.batch_size)
+            for g, a in self.member_gradients(x[rows], agg[rows]):
+                grads[rows] += g
+                values[rows] += a
         return grads / self.members, values / self.members
+
+    def hidden(self, x) -> np.ndarray:
+        """Mean over members of the layer's activations [N, *grad_shape] at x, mapped back."""
+        if self.layer is None:
+            raise SeqnnError("hidden: name the layer whose activations are wanted (layer)")
+        x, out = self._check(x), np.zeros((len(x), *self.grad_shape), np.float32)
+        agg = self.aggregate(len(x))
+        for lo in range(0, len(x), self.batch_size):
+            rows = slice(lo, lo + self.batch_size)
+            for i in range(len(self.models)):
+                model = self._fns.setdefault(("hidden", i), tf.function(
+                    self._layer_model(i), reduce_retracing=True))
+                for xa, _, back in self._views(x[rows], agg[rows]):
+                    for _ in range(self.passes):
+                        out[rows] += back(model(xa)[0].numpy())
+        return out / self.members
 
     def _aggregates(self, x: np.ndarray, agg: Aggregate) -> tuple[np.ndarray, np.ndarray]:
         """Mean over members of (A, S) [n, K] for one batch."""
@@ -198,7 +307,7 @@ class Interpreter:
 
 def gradients(models, x, *, tracks=None, window=None, reduce: str = "sum", rc: bool = False,
               shifts: Sequence[int] = (0,), strand_pair: Sequence[int] | None = None,
-              batch_size: int = 32) -> np.ndarray:
+              batch_size: int = 32, denominator=None, **options) -> np.ndarray:
     """Gradients [N, L, 4, K] of the aggregate at one-hot x [N, L, 4], averaged over models,
     shifts and (with rc) strands.
 
@@ -209,10 +318,13 @@ def gradients(models, x, *, tracks=None, window=None, reduce: str = "sum", rc: b
         rc, shifts: augmentations averaged over.
         strand_pair: each track's opposite-strand track (default: itself).
         batch_size: sequences per batch.
+        denominator: the ``ratio`` statistic's window (as `window`).
+        **options: `Interpreter`'s mc_n, seed, statistic and layer.
     """
     interp = Interpreter(models, rc=rc, shifts=shifts, strand_pair=strand_pair,
-                         batch_size=batch_size)
-    return interp.gradients(x, interp.aggregate(len(x), tracks, window, reduce))[0]
+                         batch_size=batch_size, **options)
+    agg = interp.aggregate(len(x), tracks, window, reduce, denominator)
+    return interp.gradients(x, agg)[0]
 
 
 def saturation_mutagenesis(models, x, *, start=None, width: int = ISM_WIDTH, tracks=None,

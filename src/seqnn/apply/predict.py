@@ -10,6 +10,10 @@ a bigWig overlays its input track. Windows, stitching and cross-fold: `seqnn.app
 Sharding and streaming. One job per shard streams its windows through tf.data in batches and
 appends finished bins to its shard file (`seqnn.apply.gather`) as it goes, so memory is
 bounded by the batch. `gather.write_bigwig` gathers one track from all shards.
+
+Monte-Carlo dropout (`mc_n` passes per augmentation, `seqnn.apply.dropout`) adds members; with
+`dtype` float16 or bfloat16 the shard values are rounded to it (float16 stored as such, an
+overflow past 65,504 stops the job: `seqnn.apply.outputs.downcast`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from seqnn import SeqnnError
+from seqnn.apply.dropout import mc_models
 from seqnn.apply.ensemble import Ensemble, MemberMoments, compiled_inference, load_ensemble
 from seqnn.apply.gather import (
     CHUNK,
@@ -38,6 +43,7 @@ from seqnn.apply.gather import (
     write_region_table,
     write_regions,
 )
+from seqnn.apply.outputs import downcast, stored_dtype
 from seqnn.apply.tiling import FoldMap, Stitcher, Tiling, prediction_runs, shard_pieces
 from seqnn.data.coverage import track_untransform
 from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta, read_regions
@@ -70,10 +76,12 @@ def one_hot_batches(fasta: str, fai: str | None, batches: list, seq_length: int)
 
 
 class _Columns:
-    """Appends row blocks [n, K] to HDF5 datasets [K, N] in whole chunks (bounded memory)."""
+    """Appends row blocks [n, K] to HDF5 datasets [K, N] in whole chunks (bounded memory),
+    rounded to `dtype` (`outputs.downcast`)."""
 
-    def __init__(self, datasets):
+    def __init__(self, datasets, dtype="float32"):
         self.datasets, self.pos, self.pending, self.n = datasets, 0, [], 0
+        self.dtype = dtype
 
     def append(self, blocks):
         self.pending.append(blocks)
@@ -84,7 +92,7 @@ class _Columns:
     def _flush(self, m):
         joined = [np.concatenate(parts) for parts in zip(*self.pending)]
         for ds, block in zip(self.datasets, joined):
-            ds[:, self.pos : self.pos + m] = block[:m].T
+            ds[:, self.pos : self.pos + m] = downcast(block[:m].T, self.dtype, ds.file.filename)
         self.pos, self.n = self.pos + m, self.n - m
         self.pending = [[b[m:] for b in joined]] if self.n else []
 
@@ -188,6 +196,9 @@ def predict_shard(
     aliases: dict[str, str] | None = None,
     threads: int | None = None,
     jit_compile: bool = False,
+    mc_n: int = 0,
+    seed: int = 0,
+    dtype: str = "float32",
 ) -> dict:
     """Predict shard `shard` of `shards` of the genome (or of the `bed` regions) into HDF5 `out`.
 
@@ -213,6 +224,8 @@ def predict_shard(
         threads: CPU threads of TensorFlow (None: its default).
         jit_compile: run the models through XLA (compiled once per job; measure whether it
             pays on your hardware).
+        mc_n, seed: Monte-Carlo dropout passes per augmentation (0: none) and their seed.
+        dtype: float32, float16 or bfloat16 values (module docstring).
 
     Returns:
         A summary (windows, members, bins, bp, seconds, bp/s).
@@ -229,17 +242,18 @@ def predict_shard(
     regions = read_regions(bed, sizes, aliases) if bed else None
     pieces = shard_pieces(prediction_runs(sizes, pool, regions), shard, shards)
     folds = FoldMap(contigs, len(ens.models)) if contigs else None
+    models, passes = mc_models(ens.models, mc_n, seed, ens.paths)
     moments = MemberMoments(
-        [compiled_inference(m, ens.seq_length, batch_size, jit_compile) for m in ens.models],
+        [compiled_inference(m, ens.seq_length, batch_size, jit_compile) for m in models],
         rc, shifts, ens.strand_pair, track_untransform(ens.tracks, pool) if untransform else None,
-        variance)
+        variance, passes)
     win = _shard_windows(tiling, pieces, ens)
     batches = win.batches(batch_size)
     tic = time.perf_counter()
     names = ["values", "variance"] if variance else ["values"]
     with atomic_path(out) as tmp, open_shard(tmp, ens, pieces, sizes, aliases, untransform,
-                                             names, shard, shards) as h5:
-        columns = _Columns([h5[n] for n in names])
+                                             names, shard, shards, stored_dtype(dtype)) as h5:
+        columns = _Columns([h5[n] for n in names], dtype)
         stitchers = [[Stitcher(tiling) for _ in names] for _ in range(len(pieces))]
         stream = one_hot_batches(fasta, fai, batches, ens.seq_length)
         for lo, x in tqdm(zip(range(0, len(win.starts), batch_size), stream),

@@ -2,7 +2,8 @@
 
 Losses compute in their ``dtype``, float32 by default even under a ``mixed_float16`` policy
 (Keras casts both inputs first). ``call`` returns unreduced values and ``__call__`` their mean:
-over every batch x length x track value, or every batch x track value for ``poisson_mn``.
+over every batch x length x track value, every batch x track value for ``poisson_mn``, or
+every batch x length value for ``poisson_kl`` and ``mse_udot`` (their terms span the tracks).
 """
 
 import keras
@@ -102,12 +103,68 @@ class BinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
+@keras.saving.register_keras_serializable(package="seqnn")
+class PoissonKL(keras.losses.Loss):
+    """Poisson plus the Kullback-Leibler divergence of the tracks' profile at each position
+    (Basenji's ``poisson_kl``); ``call`` returns ``[batch, length]``::
+
+        mean_t poisson(y_true, y_pred) + kl_weight * sum_t q_t log(q_t / p_t)
+
+    with q, p = (y + epsilon) normalised over the tracks, for the target and the prediction.
+    """
+
+    def __init__(self, kl_weight=1.0, epsilon=1e-3, name="poisson_kl", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.kl_weight = kl_weight
+        self.epsilon = epsilon
+
+    def call(self, y_true, y_pred):
+        poisson = ops.mean(_poisson(y_true, y_pred, 1e-7), axis=-1)
+        q, p = y_true + self.epsilon, y_pred + self.epsilon
+        log_q = ops.log(q) - ops.log(ops.sum(q, axis=-1, keepdims=True))
+        log_p = ops.log(p) - ops.log(ops.sum(p, axis=-1, keepdims=True))
+        return poisson + self.kl_weight * ops.sum(ops.exp(log_q) * (log_q - log_p), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "kl_weight": self.kl_weight, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="seqnn")
+class MeanSquaredErrorUDot(keras.losses.Loss):
+    """Squared error minus the product of target and prediction centred over the tracks
+    (Basenji's ``mse_udot``): it rewards getting each position's profile across tracks right;
+    ``call`` returns ``[batch, length]``::
+
+        mean_t (y_pred - y_true)**2 - udot_weight * mean_t (y_true - mean_t y_true)
+                                                         * (y_pred - mean_t y_pred)
+    """
+
+    def __init__(self, udot_weight=1.0, name="mse_udot", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.udot_weight = udot_weight
+
+    def call(self, y_true, y_pred):
+        t = y_true - ops.mean(y_true, axis=-1, keepdims=True)
+        p = y_pred - ops.mean(y_pred, axis=-1, keepdims=True)
+        mse = ops.mean(ops.square(y_pred - y_true), axis=-1)
+        return mse - self.udot_weight * ops.mean(t * p, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "udot_weight": self.udot_weight}
+
+
 LOSSES = {
     "poisson": Poisson,
     "poisson_mn": PoissonMultinomial,
+    "poisson_kl": PoissonKL,
     "mse": MeanSquaredError,
+    "mse_udot": MeanSquaredErrorUDot,
     "bce": BinaryCrossentropy,
 }
+
+# the train-block keys each loss takes
+LOSS_KEYS = {"poisson_mn": ("total_weight",), "poisson_kl": ("kl_weight",),
+             "mse_udot": ("udot_weight",)}
 
 
 def get_loss(name: str, **kwargs) -> keras.losses.Loss:

@@ -19,12 +19,12 @@ import pandas as pd
 import seaborn as sns
 import yaml
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
 from seqnn import SeqnnError
 from seqnn.apply.accuracy import ALL_TRACKS
 from seqnn.data.genome import read_labelled_bed
 from seqnn.io import atomic_path
+from seqnn.plots.scatter import accuracy_joint
 from seqnn.plots.style import PALETTE, grid, message, save, styled
 
 log = logging.getLogger("seqnn")
@@ -74,28 +74,6 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
     r_ax.set(xlabel="epoch", ylabel="Pearson r", title="Pearson r (dot: best valid)")
     r_ax.legend(fontsize="small", ncols=2 if len(histories) > 3 else 1)
-    return fig
-
-
-@styled
-def scatter(samples: list[tuple[np.ndarray, np.ndarray]], identifiers, groups,
-            r: dict[str, float] | None = None) -> Figure:
-    """Predicted against observed bins (a sample pooled over folds) per track, log axes of
-    value + 1, with the track's cross-validated Pearson r from `r` in the title."""
-    pred = np.concatenate([sample_pred for sample_pred, _ in samples])
-    target = np.concatenate([t for _, t in samples])
-    shown = [t for group in groups for t in group]
-    fig, axes = grid(len(shown), 4, 2.8, 2.8)
-    for ax, t in zip(axes, shown):
-        obs, prd = np.maximum(target[:, t], 0) + 1, np.maximum(pred[:, t], 0) + 1
-        ax.scatter(obs, prd, s=4, alpha=0.3, linewidths=0, rasterized=True)
-        lo, hi = min(obs.min(), prd.min()), max(obs.max(), prd.max())
-        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls=":")
-        ax.set(xscale="log", yscale="log", xlabel="observed + 1", ylabel="predicted + 1")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_minor_formatter(NullFormatter())
-        name = identifiers[t]
-        ax.set_title(name if r is None else f"{name}  r = {r[name]:.3f}")
     return fig
 
 
@@ -317,8 +295,9 @@ def workflow_plots(histories: dict[str, str], summary: str, examples: dict[str, 
         "training": lambda: training_curves(
             {fold: pd.read_csv(path, sep="\t") for fold, path in histories.items()}),
         "data": lambda: data_overview(read_labelled_bed(sequences)),
-        "scatter": lambda: scatter([(e["sample"]["pred"], e["sample"]["target"])
-                                    for e in ex.values()], ids, groups, metric.get("pearsonr")),
+        "scatter": lambda: accuracy_joint([(e["sample"]["pred"], e["sample"]["target"])
+                                           for e in ex.values()], ids, groups,
+                                          metric.get("pearsonr")),
         "r_distribution": lambda: r_distribution(table),
         "folds": lambda: fold_bars(table),
         "loci": lambda: loci(pick_loci(ex, n_loci), ids, groups, int(first["pool_width"])),

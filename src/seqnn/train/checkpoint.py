@@ -21,6 +21,15 @@ log = logging.getLogger("seqnn")
 
 HISTORY_COLUMNS = ["epoch", "loss", "pearsonr", "r2", "val_loss", "val_pearsonr", "val_r2",
                    "learning_rate", "seconds"]
+CURVE_COLUMNS = ["auroc", "auprc", "val_auroc", "val_auprc"]  # with the bce loss
+
+
+def history_columns(loss: str) -> list[str]:
+    """history.tsv's columns: HISTORY_COLUMNS, with AUROC and AUPRC before the last two for
+    the ``bce`` loss."""
+    if loss != "bce":
+        return HISTORY_COLUMNS
+    return [*HISTORY_COLUMNS[:-2], *CURVE_COLUMNS, *HISTORY_COLUMNS[-2:]]
 
 
 class Checkpoint:
@@ -82,10 +91,10 @@ def run_fingerprint(params, stats, splits, head, opts, precision, tune=None) -> 
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def write_history(rows: list[dict], path: str) -> None:
-    """history.tsv: one row per epoch (HISTORY_COLUMNS), written atomically."""
+def write_history(rows: list[dict], path: str, columns=HISTORY_COLUMNS) -> None:
+    """history.tsv: one row per epoch (`columns`), written atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, HISTORY_COLUMNS, delimiter="\t", extrasaction="ignore",
+        writer = csv.DictWriter(f, columns, delimiter="\t", extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
         for row in rows:

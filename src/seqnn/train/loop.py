@@ -3,7 +3,8 @@
 `train(params, data_dir, out_dir)` fits the model of a params file on the training split(s) and
 writes into `out_dir`:
 
-- ``model_best.keras`` (best validation Pearson r) and ``model_last.keras``: inference models
+- ``model_best.keras`` (best validation Pearson r; AUPRC with the ``bce`` loss, whose targets
+  are 0/1) and ``model_last.keras``: inference models
   (float32, augmentation off in inference) carrying params, track sheet and data statistics;
 - ``history.tsv``: per epoch, loss and metrics on both splits, learning rate, seconds;
 - ``tensorboard/{train,validation}``: the same scalars for TensorBoard;
@@ -34,11 +35,11 @@ from seqnn.data.splits import Splits, data_splits
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_copy
 from seqnn.model.build import build_parts, load_model, save_model
-from seqnn.model.losses import get_loss
-from seqnn.model.metrics import R2, PearsonR
+from seqnn.model.losses import LOSS_KEYS, get_loss
+from seqnn.model.metrics import AUPRC, AUROC, R2, PearsonR
 from seqnn.model.params import model_params, parse_params
 from seqnn.model.presets import resolve_model
-from seqnn.train.checkpoint import HISTORY_COLUMNS, Checkpoint, run_fingerprint, write_history
+from seqnn.train.checkpoint import Checkpoint, history_columns, run_fingerprint, write_history
 from seqnn.train.dataset import count_records, dataset
 from seqnn.train.options import PRECISIONS, optimizer, train_options
 from seqnn.train.runtime import doctor, dtype_policy, set_threads
@@ -47,7 +48,10 @@ from seqnn.train.transfer import FineTune
 log = logging.getLogger("seqnn")
 
 
-MONITOR = "val_pearsonr"
+def monitor(loss: str) -> str:
+    """The validation metric that picks the best epoch and stops early: AUPRC for ``bce``
+    (binary targets), Pearson r otherwise."""
+    return "val_auprc" if loss == "bce" else "val_pearsonr"
 
 
 def _build(params, head, where, strand_pair=None, tune=None, restore=False):
@@ -74,7 +78,8 @@ def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = N
                   strand_pair: list[int] | None = None, jit_compile: bool | str = False,
                   where: str = "params", tune: FineTune | None = None):
     """The training model of `params`, compiled with the optimizer and loss of train options
-    `opts` and the Pearson r and R² metrics; built under the current dtype policy and scope.
+    `opts` and the Pearson r and R² metrics (and AUROC, AUPRC with ``bce``); built under the
+    current dtype policy and scope.
 
     Args:
         params: params dict (train and model blocks).
@@ -88,9 +93,12 @@ def compile_model(params: dict, opts: dict, tracks: int, *, head: int | None = N
             trainable flags.
     """
     model = _build(params, head, where, strand_pair, tune, restore=True)
-    loss_kw = {"total_weight": opts["total_weight"]} if opts["loss"] == "poisson_mn" else {}
+    loss_kw = {key: opts[key] for key in LOSS_KEYS.get(opts["loss"], ())}
+    metrics = [PearsonR(tracks), R2(tracks)]
+    if opts["loss"] == "bce":
+        metrics += [AUROC(tracks), AUPRC(tracks)]
     model.compile(optimizer=optimizer(opts), loss=get_loss(opts["loss"], **loss_kw),
-                  metrics=[PearsonR(tracks), R2(tracks)], jit_compile=jit_compile)
+                  metrics=metrics, jit_compile=jit_compile)
     return model
 
 
@@ -158,7 +166,7 @@ def _stop(state, opts):
     if done >= opts["train_epochs_max"]:
         return "reached train_epochs_max"
     if done >= opts["train_epochs_min"] and done - state["best_epoch"] >= opts["patience"]:
-        return f"no better {MONITOR} for {opts['patience']} epochs"
+        return f"no better {monitor(opts['loss'])} for {opts['patience']} epochs"
     return None
 
 
@@ -271,7 +279,8 @@ def _epoch(run: _Run, model, training, valid, callbacks, state, ckpt_dir) -> dic
         raise SeqnnError(f"{run.out_dir}: {where_bad} became NaN/inf in epoch {epoch + 1}; "
                          f"stopped, {kept}. Lower train.learning_rate, set "
                          "train.global_clipnorm or check the targets, then rerun")
-    return {"epoch": epoch + 1, **{k: logs.get(k) for k in HISTORY_COLUMNS[1:-2]},
+    return {"epoch": epoch + 1,
+            **{k: logs.get(k) for k in history_columns(run.opts["loss"])[1:-2]},
             "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
             "seconds": round(time.perf_counter() - tic, 2)}
 
@@ -281,11 +290,11 @@ def _fit(run: _Run, model, inference, ckpt, state, callbacks, batch) -> tuple[di
     Returns the final state, the epochs trained in this run and the reason it stopped."""
     training, valid = _datasets(run, batch)
     board = _TensorBoard(os.path.join(run.out_dir, "tensorboard"))
-    trained = 0
+    trained, key = 0, monitor(run.opts["loss"])
     try:
         while not (reason := _stop(state, run.opts)):
             row = _epoch(run, model, training, valid, callbacks, state, ckpt.dir)
-            score = row[MONITOR] if math.isfinite(row[MONITOR]) else -math.inf
+            score = row[key] if math.isfinite(row[key]) else -math.inf
             improved = state["epoch"] == 0 or score > state["best_score"]
             state = {**state, "epoch": row["epoch"], "history": [*state["history"], row]}
             if improved:
@@ -295,7 +304,7 @@ def _fit(run: _Run, model, inference, ckpt, state, callbacks, batch) -> tuple[di
             board.write(row)
             trained += 1
             log.info("epoch %d: loss %.4f val_loss %.4f %s %.4f%s (%.1f s)", row["epoch"],
-                     row["loss"], row["val_loss"], MONITOR, row[MONITOR],
+                     row["loss"], row["val_loss"], key, row[key],
                      " best" if improved else "", row["seconds"])
     finally:
         board.close()
@@ -362,7 +371,8 @@ def train(
                                ckpt, state)
     if state:
         log.info("resuming from %s after epoch %d (best %s %.4f at epoch %d); delete it to "
-                 "start afresh", ckpt.dir, state["epoch"], MONITOR, state["best_score"],
+                 "start afresh", ckpt.dir, state["epoch"], monitor(run.opts["loss"]),
+                 state["best_score"],
                  state["best_epoch"])
     else:
         state = {"fingerprint": fingerprint, "epoch": 0, "best_epoch": 0,
@@ -381,20 +391,21 @@ def train(
         "epochs_this_run": trained,
         "stopped": reason,
         "best_epoch": state["best_epoch"],
-        f"best_{MONITOR}": state["best_score"],
+        f"best_{monitor(run.opts['loss'])}": state["best_score"],
         "seconds": round(seconds, 1),
         "train_seqs_per_s": round(trained * run.n_train / seconds, 1) if trained else None,
     }
     log.info("trained %s: %d epochs (%d this run, %s), best %s %.4f at epoch %d, %.1f s",
-             out_dir, summary["epochs"], trained, reason, MONITOR, state["best_score"],
-             state["best_epoch"], seconds)
+             out_dir, summary["epochs"], trained, reason, monitor(run.opts["loss"]),
+             state["best_score"], state["best_epoch"], seconds)
     return summary
 
 
 def _save(run: _Run, inference, model, ckpt, state, head, strand_pair) -> None:
     """history.tsv, model_last.keras (the last weights) and model_best.keras, only now; after
     fine-tuning with adapters merged (or recorded) and the transfer block dropped."""
-    write_history(state["history"], os.path.join(run.out_dir, "history.tsv"))
+    write_history(state["history"], os.path.join(run.out_dir, "history.tsv"),
+                  history_columns(run.opts["loss"]))
     inference.set_weights(model.get_weights())
     best = os.path.join(ckpt.dir, state["best_model"])
     if run.tune is None:

@@ -39,9 +39,12 @@ TRAIN_KEYS = {
     "decay_type": (None, "after warmup: null (constant), exponential or cosine"),
     "decay_steps": (100000, "steps of the decay (exponential: per factor decay_rate)"),
     "decay_rate": (0.96, "exponential decay factor per decay_steps"),
-    "loss": ("poisson", "poisson, poisson_mn, mse or bce"),
+    "loss": ("poisson", "poisson, poisson_mn, poisson_kl, mse, mse_udot or bce"),
     "total_weight": (1.0, "poisson_mn: weight of the total-count term"),
-    "patience": (20, "stop after this many epochs without a better validation Pearson r"),
+    "kl_weight": (1.0, "poisson_kl: weight of the KL term of the tracks' profile"),
+    "udot_weight": (1.0, "mse_udot: weight of the centred-product term"),
+    "patience": (20, "stop after this many epochs without a better validation Pearson r "
+                 "(AUPRC with bce)"),
     "train_epochs_min": (1, "never stop before this many epochs"),
     "train_epochs_max": (10000, "stop after this many epochs"),
 }
