@@ -14,6 +14,7 @@ from seqnn.config import (
     check,
     check_files,
     complete,
+    pretrained,
     readme_tables,
     reference_markdown,
     selections,
@@ -33,7 +34,8 @@ def validated(**sections):
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}
     validate(config, str(SCHEMA_FILE))
-    return complete(config)
+    geometry = {"seq_length": 2048, "pool_width": 16, "crop_bp": 0, "tracks": None}
+    return complete(config, "my.yaml", geometry if pretrained(config) else None)
 
 
 def leaves(schema, prefix=""):
@@ -82,14 +84,9 @@ def test_schema_fills_every_default_and_complete_derives_the_rest():
      "my.yaml: data.crop_bp 8 is not divisible by data.pool_width 16; crop whole bins"),
     (dict(transfer={"mode": "linear"}),
      "transfer in my.yaml fine-tunes published weights: set model to {pretrained: {weights: "
-     "PATH, params: PATH}}, or drop transfer"),
-    (dict(model={"pretrained": {"weights": "m.keras"}}),
-     "model.pretrained in my.yaml is fine-tuned per fold: add a transfer block (e.g. transfer: "
-     "{mode: full})"),
-    (dict(model={"pretrained": {"weights": "dir", "format": "enformer"}}, transfer={}),
-     "model.pretrained.format enformer in my.yaml: import it first (seqnn import --weights DIR "
-     "-o enformer.keras) and give the .keras as weights"),
-    (dict(model={"pretrained": {"weights": "m.keras"}}, transfer={"mode": "adapter"}),
+     "PATH, params: PATH, targets: PATH}}, or drop transfer"),
+    (dict(model={"pretrained": {"weights": "m.h5", "targets": "t.txt"}},
+          transfer={"mode": "adapter"}),
      "transfer.mode adapter in my.yaml needs transfer.adapter (houlsby, lora, lora_full, ia3, "
      "locon or houlsby_se)"),
 ])
