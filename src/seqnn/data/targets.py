@@ -7,6 +7,7 @@ index column first; sheets with or without it are read alike, and rows are index
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 
@@ -18,6 +19,7 @@ from seqnn.io import atomic_path
 
 COLUMNS = ["identifier", "file", "clip", "clip_soft", "scale", "sum_stat", "strand_pair",
            "description"]
+OPTIONAL = ["bam_strand", "sha256"]  # as workflow/schemas/targets.schema.yaml
 log = logging.getLogger("seqnn")
 
 DEFAULTS = {"clip": None, "clip_soft": None, "scale": 1.0, "sum_stat": "sum", "description": ""}
@@ -27,6 +29,9 @@ def read_sheet(path: str) -> pd.DataFrame:
     """The sheet as a DataFrame indexed 0..T-1, with defaults filled in and checked."""
     try:
         df = pd.read_csv(path, sep="\t", dtype={"identifier": str, "file": str}, comment=None)
+    except UnicodeDecodeError as e:
+        raise SeqnnError(f"{path}: the track sheet is not UTF-8 text ({e.reason} at byte "
+                         f"{e.start}); save it as UTF-8") from e
     except (OSError, ValueError) as e:
         raise SeqnnError(
             f"{path}: cannot read the track sheet ({e}); give a tab-separated file"
@@ -34,6 +39,14 @@ def read_sheet(path: str) -> pd.DataFrame:
     first = df.columns[0]
     if first.startswith("Unnamed") or first in ("", "index"):
         df = df.drop(columns=first)
+    if len(df.columns) == 1 and len(df.columns[0].split()) > 1:
+        raise SeqnnError(f"{path}: the columns are not tab-separated; separate them with tabs")
+    for col in df.columns:
+        if col not in COLUMNS + OPTIONAL:
+            near = difflib.get_close_matches(col, COLUMNS + OPTIONAL, 1, 0.6)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise SeqnnError(f"{path}: unknown column {col!r}; {hint}columns: "
+                             f"{', '.join(COLUMNS + OPTIONAL)}")
     for col in ("identifier", "file"):
         if col not in df.columns:
             raise SeqnnError(f"{path}: no {col!r} column; a sheet has the columns "
