@@ -169,12 +169,14 @@ def _scale_values(params, path, size, data, scale) -> dict:
     if size is not None:
         sizes = params.get("sizes", {})
         if size not in sizes:
-            raise SeqnnError(f"{path}: no size {size!r}; sizes: {', '.join(sizes) or 'none'}")
+            raise SeqnnError(f"preset {path.stem}: no size {size!r}; sizes: "
+                             f"{', '.join(sizes) or 'none'}")
         values.update(sizes[size])
     unknown = [k for k in scale if k not in values]
     if unknown:
         raise SeqnnError(
-            f"{path}: unknown scale key {unknown[0]!r}; scale keys: {', '.join(values)}"
+            f"preset {path.stem}: unknown scale key {unknown[0]!r}; scale keys: "
+            f"{', '.join(values)}"
         )
     for key, value in scale.items():  # numbers like the preset's own: integers, signs kept
         default = values[key]
