@@ -179,6 +179,10 @@ def check_files(config: dict, sheet, where: str, generated: Callable[[str], bool
 def check(config: dict, tracks: list[str], where: str) -> None:
     """Settings that contradict each other or the track sheet's identifiers `tracks`."""
     check_data(config["data"], where)
+    width, seq_length = config["interpret"]["ism_width"], config["data"]["seq_length"]
+    if width > seq_length:
+        raise SeqnnError(f"{where}: interpret.ism_width {width} exceeds data.seq_length "
+                         f"{seq_length}; mutate at most the whole window")
     predict = config["predict"]
     if predict["cross_fold"] and not config["data"]["folds"]:
         raise SeqnnError(f"predict.cross_fold needs K-fold models; set data.folds >= 3 in "
