@@ -158,6 +158,18 @@ def open_fasta(fasta: str, fai: str | None = None) -> pysam.FastaFile:
     return fa
 
 
+def index_fasta(fasta: str, fai: str) -> None:
+    """Write the FASTA's index `fai` with samtools faidx (atomically), its failure as one line."""
+    sniff_fasta(fasta)
+    with atomic_path(fai) as tmp:
+        try:
+            pysam.faidx(fasta, "--fai-idx", tmp)
+        except pysam.utils.SamtoolsError:
+            raise SeqnnError(f"{fasta}: samtools faidx cannot index it (its reason is on the "
+                             "line above); give every line of a sequence but its last the same "
+                             "length") from None
+
+
 def chrom_sizes(fasta: str, fai: str | None = None) -> dict[str, int]:
     """Chromosome lengths in FASTA order."""
     with open_fasta(fasta, fai) as fa:
