@@ -47,6 +47,9 @@ def sniff_fasta(path: str) -> bool:
     return False
 
 
+NAMELESS = "a '>' header line without a name; name every sequence"
+
+
 def _duplicate(fasta: str, name: str) -> SeqnnError:
     return SeqnnError(f"{fasta}: sequence name {name} appears twice; rename or remove one copy "
                       "(samtools faidx keeps only the first)")
@@ -78,8 +81,7 @@ def scan_fasta(path: str) -> dict[str, int]:
             close()
             words = body[header + 2 : end].split()
             if not words:
-                raise SeqnnError(f"{path}: a '>' header line without a name; name every "
-                                 "sequence")
+                raise SeqnnError(f"{path}: {NAMELESS}")
             current[:] = [words[0].decode(errors="replace"), 0]
             pos = end
 
@@ -118,6 +120,8 @@ def check_index(fasta: str, fai: str | None = None) -> None:
                 line = fa.readline()
             found = line[1:].split()[:1] if line.startswith(b">") else []
             found = found[0].decode(errors="replace") if found else None
+            if line.startswith(b">") and found is None:
+                raise SeqnnError(f"{fasta}: {NAMELESS}")
             if row is None:
                 if line:
                     raise _duplicate(fasta, found) if found in names else SeqnnError(stale)
@@ -143,6 +147,8 @@ def open_fasta(fasta: str, fai: str | None = None) -> pysam.FastaFile:
     """Open an indexed FASTA, checking that its index fits (`check_index`; pysam writes one
     where there is none); `fai` names an index kept apart from a read-only FASTA."""
     bgzf = sniff_fasta(fasta)
+    index = fai or f"{fasta}.fai"
+    existed = os.path.exists(index)
     try:
         fa = pysam.FastaFile(fasta, filepath_index=fai)
     except (OSError, ValueError) as e:
@@ -154,6 +160,8 @@ def open_fasta(fasta: str, fai: str | None = None) -> pysam.FastaFile:
             check_index(fasta, fai)
         except SeqnnError:
             fa.close()
+            if not existed:  # not one of ours to keep
+                os.remove(index)
             raise
     return fa
 

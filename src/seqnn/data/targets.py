@@ -29,9 +29,15 @@ def read_sheet(path: str) -> pd.DataFrame:
     """The sheet as a DataFrame indexed 0..T-1, with defaults filled in and checked."""
     try:
         df = pd.read_csv(path, sep="\t", dtype={"identifier": str, "file": str}, comment=None)
-    except UnicodeDecodeError as e:
-        raise SeqnnError(f"{path}: the track sheet is not UTF-8 text ({e.reason} at byte "
-                         f"{e.start}); save it as UTF-8") from e
+    except UnicodeDecodeError:
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            data.decode()
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise SeqnnError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#x}, "
+                             "e.g. from Windows-1252); save the sheet as UTF-8") from None
     except (OSError, ValueError) as e:
         raise SeqnnError(
             f"{path}: cannot read the track sheet ({e}); give a tab-separated file"

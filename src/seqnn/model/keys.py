@@ -140,7 +140,7 @@ class Kind:
             span = f" >= {self.low:g}"
         elif self.high is not None:
             span = f" <= {self.high:g}"
-        text = [names[t] + (span if t == bounded[-1] else "") for t in self.types]
+        text = [names[t] + (span if bounded and t == bounded[-1] else "") for t in self.types]
         return " or ".join(text)
 
 
