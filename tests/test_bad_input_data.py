@@ -318,3 +318,21 @@ def test_unknown_train_key_rejected(caplog):
     assert opts["clip_norm"] is None and opts["train_epochs_max"] == 10000
     assert ("basenji.json: train.clipnorm is an older key seqnn does not read; use "
             "train.clip_norm to set it") in caplog.messages
+
+
+KEYWORDS = {"$schema", "description", "type", "properties", "additionalProperties", "required",
+            "default", "x-default", "items", "minimum", "maximum", "exclusiveMinimum", "enum",
+            "const", "oneOf", "pattern", "minItems"}
+
+
+@pytest.mark.parametrize("schema", [SCHEMA, SHEET_SCHEMA])
+def test_schemas_hold_only_known_keywords(schema):
+    """An unquoted `: ` in a description makes a stray key that validation ignores."""
+    def walk(node, where):
+        assert set(node) <= KEYWORDS, (where, set(node) - KEYWORDS)
+        for key, sub in node.get("properties", {}).items():
+            walk(sub, f"{where}.{key}")
+        for sub in node.get("oneOf", []) + ([node["items"]] if "items" in node else []):
+            walk(sub, where)
+
+    walk(schema, "schema")
