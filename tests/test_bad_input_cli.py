@@ -219,7 +219,8 @@ def test_pos_past_the_chromosome_end_is_named(tiny, caplog, tmp_path):
                                          ("chrII", 2500, "end", "AC", "A")])
     counts = score_vcf([tiny["model"]], tiny["fasta"], vcf, tmp_path / "v.h5", rc=False)
     assert (counts["scored"], counts["skipped_past_end"]) == (1, 1)
-    assert (f"{vcf}: 1 variant(s) skipped, REF reaches past the end of its chromosome (e.g. end) "
+    assert (f"{vcf}: 1 variant(s) skipped, POS below 1 or REF past the end of its chromosome (e.g. "
+            "end) "
             "(chrII has 2,500 bp in the FASTA); fix POS (1-based) or use the FASTA of the VCF's "
             "genome build") in caplog.messages
 
@@ -238,3 +239,28 @@ def test_ctrl_c_is_one_line(tiny, capsys, tmp_path, monkeypatch, command):
     again = ("run it again to resume after the last finished epoch" if command == "train"
              else "unfinished outputs were removed; run it again")
     assert (rc, line) == (130, f"seqnn {command}: interrupted; {again}")
+
+
+# --- found in the second round ------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--head", 2, "{model}: the model has one head, so there is no head 2; drop --head "
+                  "(predict.head) or give 0"),
+    ("--shifts", 5000, "shifts 5000: a shift must be shorter than the 256 bp window; give "
+                       "--shifts within -255..255 (a few bp, e.g. -1,0,1)"),
+])
+def test_head_or_shift_the_model_cannot_take(tiny, capsys, tmp_path, option, value, message):
+    out = tmp_path / "out"
+    rc, line = run(capsys, "predict", tiny["model"], "--fasta", tiny["fasta"], "-o", out,
+                   "--bed", tiny["bed"], option, value)
+    assert (rc, line) == (1, message.format(model=tiny["model"]))
+    assert_empty(out)
+
+
+def test_vcf_pos_zero(tiny, capsys, tmp_path):
+    vcf = write_vcf(tmp_path / "v.vcf", [("chrI", 0, "x", "A", "C")])
+    rc, line = run(capsys, "variants", tiny["model"], "--fasta", tiny["fasta"], "--input", vcf,
+                   "-o", tmp_path / "v.h5")
+    assert (rc, line) == (1, f"{vcf}: none of its 1 variant(s) can be scored (past_end 1); fix "
+                             "the VCF as the warnings say")
+    assert not (tmp_path / "v.h5").exists()

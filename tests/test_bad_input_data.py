@@ -4,6 +4,7 @@ fix, from the library functions the workflow runs before any job (and the CLI be
 import gzip
 import re
 
+import numpy as np
 import pandas as pd
 import pysam
 import pytest
@@ -38,10 +39,10 @@ SHEET_SCHEMA = yaml.safe_load((REPO / "workflow/schemas/targets.schema.yaml").re
 @pytest.mark.parametrize("content, problem", [
     (b"", "the FASTA is empty; give the genome's sequences"),
     (b"chrI\tACGT\n", "not a FASTA (its first byte is not '>'); give the genome in FASTA format"),
-    (gzip.compress(b">chrI\nACGT\n"), "compressed with plain gzip, which cannot be indexed; "
+    (gzip.compress(b">chrI\nACGT\n", mtime=0), "compressed with plain gzip, which cannot be indexed; "
                                       "decompress it (gunzip) or recompress it with bgzip"),
     (b">\nACGT\n", "a '>' header line without a name; name every sequence"),
-])
+], ids=["empty", "text", "plain gzip", "nameless"])
 def test_fasta_that_cannot_be_a_genome(tmp_path, content, problem):
     fasta = tmp_path / "g.fa"
     fasta.write_bytes(content)
@@ -240,7 +241,7 @@ DATA_KEYS = ", ".join(SCHEMA["properties"]["data"]["properties"])
     (config(data={"nan_value": "median"}), 'data.nan_value is "median"; give a number or '
                                            "baseline"),
     (config(model={"size": "micro"}), 'model is {"size": "micro"}; give a string or a mapping '
-                                      "with key(s) preset"),
+                                      "with key(s) preset or a mapping with key(s) pretrained"),
     (config(evaluate={"shifts": [0, "1"]}), 'evaluate.shifts[1] is "1"; give an integer'),
     (config(genom={"fasta": "g.fa"}), "unknown key genom; did you mean genome? valid keys: "
      + ", ".join(SCHEMA["properties"])),
@@ -336,3 +337,53 @@ def test_schemas_hold_only_known_keywords(schema):
             walk(sub, where)
 
     walk(schema, "schema")
+
+
+# --- found in the second round ------------------------------------------------------------
+
+def test_sequence_without_bases_and_empty_index(tmp_path):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chrM\n>chrI\nACGTACGT\nAC\n")  # faidx leaves chrM out
+    assert scan_fasta(str(fasta)) == chrom_sizes(str(fasta)) == {"chrI": 10}
+    (tmp_path / "g.fa.fai").write_text("")
+    with pytest.raises(SeqnnError, match=r"g\.fa\.fai: the index does not fit"):
+        chrom_sizes(str(fasta))
+
+
+def test_bigwig_without_data_reads_as_missing(tmp_path):
+    import pyBigWig
+
+    bw = pyBigWig.open(str(tmp_path / "t.bw"), "w")
+    bw.addHeader(list(TINY_SIZES.items()))
+    bw.close()
+    track = open_track(str(tmp_path / "t.bw"))
+    check_track(track, TINY_SIZES)
+    assert np.isnan(track.values("chrI", 5, 15)).all() and len(track.values("chrI", 5, 15)) == 10
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("identifier\tfile\tfile\na\ta.bw\tb.bw\n", "column file appears twice; keep one"),
+    ("identifier\tfile\n\ta.bw\nb\tb.bw\n", "row 0 has no identifier; fill it in"),
+    ("identifier\tfile\tscale\na\ta.bw\t1,5\n", "row 0 (a) scale 1,5 is not a positive number; "
+                                                "give one such as 1 or 0.5 (a point, not a comma)"),
+])
+def test_sheet_cells(tmp_path, text, problem):
+    sheet = tmp_path / "t.tsv"
+    sheet.write_text(text)
+    with pytest.raises(SeqnnError) as e:
+        read_sheet(str(sheet))
+    assert one_line(e) == f"{sheet}: {problem}"
+
+
+def test_sheet_with_trailing_tabs_and_bom(tmp_path):
+    sheet = tmp_path / "t.tsv"
+    sheet.write_bytes(b"\xef\xbb\xbfidentifier\tfile\t\r\na\ta.bw\t\r\n")
+    assert read_sheet(str(sheet)).identifier.tolist() == ["a"]
+
+
+def test_empty_bed_of_regions(tmp_path):
+    bed = tmp_path / "r.bed"
+    bed.write_text("# nothing\n")
+    with pytest.raises(SeqnnError) as e:
+        read_regions(str(bed), TINY_SIZES)
+    assert one_line(e) == f"{bed}: no region in the BED; give chrom, start, end lines"

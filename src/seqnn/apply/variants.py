@@ -15,9 +15,9 @@ position, so flanking sequence that moved contributes to an indel's scores (as i
 Reference check. REF must match the FASTA at POS (any case). If it does not but ALT does, the
 variant is `flipped`: the genome window carries ALT and REF is stitched in. `ref`, `alt` and the
 scores keep the VCF's orientation, the effect of ALT relative to REF: SAD and logFC are those of
-the swapped variant negated (D1 and D2 are symmetric). If neither allele matches, REF reaches
-past the chromosome's end, or the chromosome is not in the FASTA, the variant is skipped,
-counted and reported (never scored); a VCF with no variant left to score is an error.
+the swapped variant negated (D1 and D2 are symmetric). If neither allele matches, POS is below 1
+or REF reaches past the chromosome's end, or the chromosome is not in the FASTA, the variant is
+skipped, counted and reported (never scored); a VCF with no variant left to score is an error.
 
 Scores, per variant and track, of the mean predictions r (REF) and a (ALT) [bins] over models
 and (shift, strand) augmentations (reverse-complement predictions unflipped via strand_pair):
@@ -58,7 +58,7 @@ SKIPS = {
     "symbolic": "symbolic or missing ALT allele (<DEL>, *, breakend)",
     "missing_chrom": "chromosome not in the FASTA",
     "ref_mismatch": "neither REF nor ALT matches the FASTA",
-    "past_end": "REF reaches past the end of its chromosome",
+    "past_end": "POS below 1 or REF past the end of its chromosome",
 }
 _FIX = {
     "symbolic": "only sequence alleles (A, C, G, T, N) are scored",
@@ -118,7 +118,8 @@ def check_alleles(variants: pd.DataFrame, fa: pysam.FastaFile, vcf: str = "VCF",
             f" on {', '.join(missing[:5])} (the FASTA has {', '.join(fa.references[:5])})")
     sizes = dict(zip(fa.references, fa.lengths, strict=True))
     ends = variants.pos.to_numpy() - 1 + variants.ref.str.len().to_numpy()
-    past = present & (ends > chroms.map(sizes).fillna(np.inf).to_numpy())
+    past = present & ((ends > chroms.map(sizes).fillna(np.inf).to_numpy())
+                      | (variants.pos.to_numpy() < 1))
     _report(vcf, "past_end", list(variants.id[past]), " (" + ", ".join(
         f"{c} has {sizes[c]:,} bp" for c in sorted(set(chroms[past]))[:5]) + " in the FASTA)")
     ref_ok = np.zeros(len(variants), bool)

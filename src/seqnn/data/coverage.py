@@ -141,7 +141,10 @@ class BigWigTrack:
             self.min_value = 0.0
 
     def values(self, chrom: str, start: int, end: int) -> np.ndarray:
-        return self.bw.values(chrom, start, end, numpy=True).astype(np.float32, copy=False)
+        values = self.bw.values(chrom, start, end, numpy=True)
+        if len(values) != end - start:  # a chromosome without data reads as empty
+            return np.full(end - start, np.nan, np.float32)
+        return values.astype(np.float32, copy=False)
 
 
 class BamTrack:

@@ -67,7 +67,8 @@ def scan_fasta(path: str) -> dict[str, int]:
         if name is not None:
             if name in sizes:
                 raise _duplicate(path, name)
-            sizes[name] = current[1]
+            if current[1]:  # as faidx, which leaves sequences without bases out
+                sizes[name] = current[1]
 
     def consume(body: bytes) -> None:  # whole lines, each after a newline
         pos = 0
@@ -116,8 +117,17 @@ def check_index(fasta: str, fai: str | None = None) -> None:
         for row in [*rows, None]:
             fa.seek(expected)
             line = fa.readline()
-            while line and not line.strip():  # blank lines between sequences
-                line = fa.readline()
+            while True:  # skip blank lines, and sequences without bases (faidx leaves them out)
+                if line and not line.strip():
+                    line = fa.readline()
+                    continue
+                if line.startswith(b">"):
+                    here, after = fa.tell(), fa.readline()
+                    if not after or after.startswith(b">"):
+                        line = after
+                        continue
+                    fa.seek(here)
+                break
             found = line[1:].split()[:1] if line.startswith(b">") else []
             found = found[0].decode(errors="replace") if found else None
             if line.startswith(b">") and found is None:
@@ -222,7 +232,8 @@ def read_bed(path: str | None, extra: Sequence[str] = ()) -> pd.DataFrame:
                          "start, end columns") from e
     if not rows:
         return read_bed(None, extra)
-    raw = pd.DataFrame(rows, dtype=str)
+    width = max(map(len, rows))
+    raw = pd.DataFrame([r + [None] * (width - len(r)) for r in rows], dtype=str)
     short = [r for r in rows if len(r) < 3]
     if short:
         raise SeqnnError(f"{path}: a line with fewer than 3 columns ({' '.join(short[0])!r}); "
@@ -267,6 +278,8 @@ def place_regions(bed: pd.DataFrame, sizes: dict[str, int], aliases: dict[str, s
                     "genome has %s", path, (~known).sum(), len(missing), ", ".join(missing[:5]),
                     ", ".join(list(sizes)[:5]))
     df = df[known].reset_index(drop=True)
+    if bed.empty:
+        raise SeqnnError(f"{path}: no region in the BED; give chrom, start, end lines")
     if df.empty:
         raise SeqnnError(f"{path}: no region lies on a chromosome of the genome "
                          f"({', '.join(list(sizes)[:5])}…); use the FASTA's chromosome names")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 
 import pandas as pd
 
@@ -47,7 +48,12 @@ def read_sheet(path: str) -> pd.DataFrame:
         df = df.drop(columns=first)
     if len(df.columns) == 1 and len(df.columns[0].split()) > 1:
         raise SeqnnError(f"{path}: the columns are not tab-separated; separate them with tabs")
+    empty = [c for c in df.columns if c.startswith("Unnamed") and df[c].isna().all()]
+    df = df.drop(columns=empty)  # trailing tabs
     for col in df.columns:
+        twice = re.fullmatch(r"(.+)\.\d+", col)
+        if twice and twice.group(1) in df.columns:
+            raise SeqnnError(f"{path}: column {twice.group(1)} appears twice; keep one")
         if col not in COLUMNS + OPTIONAL:
             near = difflib.get_close_matches(col, COLUMNS + OPTIONAL, 1, 0.6)
             hint = f"did you mean {near[0]}? " if near else ""
@@ -71,6 +77,10 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
     """One clear line for each kind of mistake a sheet can hold."""
     if df.empty:
         raise SeqnnError(f"{path}: the track sheet has no row; add one row per track")
+    for col in ("identifier", "file"):
+        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        if empty.any():
+            raise SeqnnError(f"{path}: row {int(empty.idxmax())} has no {col}; fill it in")
     dup = df.identifier[df.identifier.duplicated()].unique()
     if len(dup):
         raise SeqnnError(f"{path}: duplicate identifier(s) {', '.join(dup)}; make each unique")
@@ -91,8 +101,11 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
                 f"{path}: strand_pair is not symmetric: row {i} ({df.identifier[i]}) points to "
                 f"row {int(p)}, which points to {pair[int(p)]:g}; pair them both ways"
             )
-    if (pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0).any():
-        raise SeqnnError(f"{path}: scale must be a positive number in every row")
+    bad = pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0
+    if bad.any():
+        i = int(bad.idxmax())
+        raise SeqnnError(f"{path}: row {i} ({df.identifier[i]}) scale {df.scale[i]} is not a "
+                         "positive number; give one such as 1 or 0.5 (a point, not a comma)")
     df["strand_pair"] = pair.astype(int)
 
 
