@@ -38,9 +38,11 @@ SHEET_SCHEMA = yaml.safe_load((REPO / "workflow/schemas/targets.schema.yaml").re
 
 @pytest.mark.parametrize("content, problem", [
     (b"", "the FASTA is empty; give the genome's sequences"),
-    (b"chrI\tACGT\n", "not a FASTA (its first byte is not '>'); give the genome in FASTA format"),
-    (gzip.compress(b">chrI\nACGT\n", mtime=0), "compressed with plain gzip, which cannot be indexed; "
-                                      "decompress it (gunzip) or recompress it with bgzip"),
+    (b"chrI\tACGT\n", "not a FASTA (its first byte is not '>'); give the genome in FASTA "
+                      "format"),
+    (gzip.compress(b">chrI\nACGT\n", mtime=0),
+     "compressed with plain gzip, which cannot be indexed; decompress it (gunzip) or recompress it "
+     "with bgzip"),
     (b">\nACGT\n", "a '>' header line without a name; name every sequence"),
 ], ids=["empty", "text", "plain gzip", "nameless"])
 def test_fasta_that_cannot_be_a_genome(tmp_path, content, problem):

@@ -32,8 +32,11 @@ def fail(message):
     sys.exit(1)
 
 
+SCHEMAS = os.path.join(str(workflow.current_basedir), "..", "schemas")  # beside this file
+
+
 def schema(name):
-    with open(os.path.join(workflow.basedir, "workflow", "schemas", name)) as f:
+    with open(os.path.join(SCHEMAS, name)) as f:
         return yaml.safe_load(f)
 
 
