@@ -117,22 +117,27 @@ def test_bed_with_ucsc_lines_ragged_rows_and_crlf(tmp_path):
     assert got.strand.fillna("").tolist() == ["", "-"]
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("chrI 10 20\n", "a line with fewer than 3 columns ('chrI 10 20'); give chrom, start, end "
-                     "(tab-separated)"),
-    ("chrI\t10\t20\nchrI\t30\n", "a line with fewer than 3 columns ('chrI 30'); give chrom, "
-                                  "start, end (tab-separated)"),
-    ("chrI\t10.5\t20\n", "start/end are not integers (invalid literal for int() with base 10: "
-                         "'10.5'); fix the BED"),
-    ("chrI\t30\t20\n", "a region ends before it starts or starts below 0; fix its start/end "
-                       "columns"),
+@pytest.mark.parametrize("reader, text, problem", [
+    (read_bed, "chrI 10 20\n", "a line with fewer than 3 columns ('chrI 10 20'); give chrom, "
+                               "start, end (tab-separated)"),
+    (read_bed, "chrI\t10\t20\nchrI\t30\n", "a line with fewer than 3 columns ('chrI 30'); give "
+                                            "chrom, start, end (tab-separated)"),
+    (read_bed, "chrI\t10.5\t20\n", "start/end are not integers (invalid literal for int() with "
+                                   "base 10: '10.5'); fix the BED"),
+    (read_bed, "chrI\t30\t20\n", "a region ends before it starts or starts below 0; fix its "
+                                 "start/end columns"),
+    (read_sheet, "identifier\tfile\tfile\na\ta.bw\tb.bw\n", "column file appears twice; keep "
+                                                          "one"),
+    (read_sheet, "identifier\tfile\n\ta.bw\nb\tb.bw\n", "row 0 has no identifier; fill it in"),
+    (read_sheet, "identifier\tfile\tscale\na\ta.bw\t1,5\n", "row 0 (a) scale 1,5 is not a "
+     "positive number; give one such as 1 or 0.5 (a point, not a comma)"),
 ])
-def test_malformed_bed(tmp_path, text, problem):
-    bed = tmp_path / "r.bed"
-    bed.write_text(text)
+def test_malformed_bed_or_sheet(tmp_path, reader, text, problem):
+    path = tmp_path / "file.txt"
+    path.write_text(text)
     with pytest.raises(SeqnnError) as e:
-        read_bed(str(bed))
-    assert one_line(e) == f"{bed}: {problem}"
+        reader(str(path))
+    assert one_line(e) == f"{path}: {problem}"
 
 
 def test_region_past_the_chromosome_end(tmp_path):
@@ -361,20 +366,6 @@ def test_bigwig_without_data_reads_as_missing(tmp_path):
     track = open_track(str(tmp_path / "t.bw"))
     check_track(track, TINY_SIZES)
     assert np.isnan(track.values("chrI", 5, 15)).all() and len(track.values("chrI", 5, 15)) == 10
-
-
-@pytest.mark.parametrize("text, problem", [
-    ("identifier\tfile\tfile\na\ta.bw\tb.bw\n", "column file appears twice; keep one"),
-    ("identifier\tfile\n\ta.bw\nb\tb.bw\n", "row 0 has no identifier; fill it in"),
-    ("identifier\tfile\tscale\na\ta.bw\t1,5\n", "row 0 (a) scale 1,5 is not a positive number; "
-                                                "give one such as 1 or 0.5 (a point, not a comma)"),
-])
-def test_sheet_cells(tmp_path, text, problem):
-    sheet = tmp_path / "t.tsv"
-    sheet.write_text(text)
-    with pytest.raises(SeqnnError) as e:
-        read_sheet(str(sheet))
-    assert one_line(e) == f"{sheet}: {problem}"
 
 
 def test_sheet_with_trailing_tabs_and_bom(tmp_path):
