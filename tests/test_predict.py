@@ -20,7 +20,7 @@ import pandas as pd
 import pyBigWig
 import pysam
 import pytest
-from conftest import TINY_SIZES, write_tiny_fasta
+from conftest import TINY_SIZES, write_tiny_bigwig, write_tiny_fasta
 
 from seqnn import SeqnnError, cli
 from seqnn.apply import ensemble as E
@@ -397,8 +397,9 @@ def test_rules_shards_gather_cross_fold(tiny, tmp_path):
     import yaml
 
     shutil.copy(tiny["fasta"], tmp_path / "genome.fa")
+    write_tiny_bigwig(tmp_path / "t.bw")  # read by no rule here, but checked before any job
     (tmp_path / "targets.tsv").write_text(
-        "identifier\tfile\n" + "".join(f"{t['identifier']}\tgenome.fa\n" for t in COUNT_TRACKS))
+        "identifier\tfile\n" + "".join(f"{t['identifier']}\tt.bw\n" for t in COUNT_TRACKS))
     (tmp_path / "r.bed").write_text("chrI\t0\t3000\nchrII\t100\t900\nchrIII\t1500\t2000\n")
     for k in range(3):
         os.makedirs(tmp_path / f"results/models/f{k}")

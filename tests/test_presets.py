@@ -172,8 +172,8 @@ def test_preset_file_in_another_directory(tmp_path):
     ("call", "message"),
     [
         (dict(model="enformr"), r"model: no preset 'enformr'; presets: borzoi, conv,"),
-        (dict(model="conv", widht=8), r"conv.json: unknown scale key 'widht'; scale keys: width,"),
-        (dict(model="conv", size="tiny"), r"conv.json: no size 'tiny'; sizes: micro"),
+        (dict(model="conv", widht=8), r"preset conv: unknown scale key 'widht'; scale keys: "),
+        (dict(model="conv", size="tiny"), r"preset conv: no size 'tiny'; sizes: micro"),
         (dict(model=DEMO, width=8), r"demo.json: not a preset \(no 'scale' block\); drop width"),
         (dict(model={"size": "micro"}), r"model: a mapping needs a 'preset' key"),
         (

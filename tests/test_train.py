@@ -21,7 +21,7 @@ import keras  # noqa: E402
 
 from seqnn.model.build import load_model  # noqa: E402
 from seqnn.model.metrics import auprc_np  # noqa: E402
-from seqnn.train import checkpoint, options  # noqa: E402
+from seqnn.train import checkpoint, optimizer  # noqa: E402
 from seqnn.train import loop as T  # noqa: E402
 from seqnn.train.dataset import dataset  # noqa: E402
 
@@ -119,13 +119,14 @@ def test_train_options():
 
 
 def test_warmup_and_decay():
-    lr = options.learning_rate(train_options({"train": {"learning_rate": 0.1, "warmup_steps": 10}}))
+    lr = optimizer.learning_rate(train_options({"train": {"learning_rate": 0.1,
+                                                          "warmup_steps": 10}}))
     assert [round(float(lr(s)), 6) for s in (0, 4, 9, 10, 1000)] == [0.01, 0.05, 0.1, 0.1, 0.1]
-    lr = options.learning_rate(train_options({"train": {
+    lr = optimizer.learning_rate(train_options({"train": {
         "learning_rate": 0.1, "warmup_steps": 10, "decay_type": "exponential",
         "decay_steps": 100, "decay_rate": 0.5}}))
     assert float(lr(10)) == pytest.approx(0.1) and float(lr(110)) == pytest.approx(0.05)
-    lr = options.learning_rate(train_options({"train": {
+    lr = optimizer.learning_rate(train_options({"train": {
         "learning_rate": 0.1, "decay_type": "cosine", "decay_steps": 100}}))
     assert float(lr(0)) == pytest.approx(0.1) and float(lr(50)) == pytest.approx(0.05)
     assert float(lr(100)) == pytest.approx(0, abs=1e-7)
@@ -134,15 +135,15 @@ def test_warmup_and_decay():
 
 
 def test_optimizers():
-    sgd = options.optimizer(train_options({"train": {"optimizer": "sgd", "momentum": 0.9,
+    sgd = optimizer.optimizer(train_options({"train": {"optimizer": "sgd", "momentum": 0.9,
                                                "global_clipnorm": 2.0}}))
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
     assert sgd.global_clipnorm == 2.0
-    adamw = options.optimizer(train_options({"train": {"optimizer": "adamw", "weight_decay": 0.1,
+    adamw = optimizer.optimizer(train_options({"train": {"optimizer": "adamw", "weight_decay": 0.1,
                                                  "clip_norm": 1.0}}))
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.1
     assert adamw.clipnorm == 1.0
-    adam = options.optimizer(train_options({"train": {"adam_beta2": 0.98}}))
+    adam = optimizer.optimizer(train_options({"train": {"adam_beta2": 0.98}}))
     assert type(adam) is keras.optimizers.Adam and adam.beta_2 == 0.98
 
 

@@ -114,9 +114,10 @@ def test_snvs_multiallelic_and_h5(tiny, tmp_path):
     summary = V.score_vcf([tiny["model"], tiny["double"]], tiny["fasta"], vcf, out, rc=True)
     assert {k: summary[k] for k in ("records", "variants", "scored", "flipped", "indels",
                                     "skipped_symbolic", "skipped_missing_chrom",
-                                    "skipped_ref_mismatch")} == {
+                                    "skipped_ref_mismatch", "skipped_past_end")} == {
         "records": 3, "variants": 4, "scored": 4, "flipped": 0, "indels": 0,
-        "skipped_symbolic": 0, "skipped_missing_chrom": 0, "skipped_ref_mismatch": 0}
+        "skipped_symbolic": 0, "skipped_missing_chrom": 0, "skipped_ref_mismatch": 0,
+        "skipped_past_end": 0}
     got = V.read_scores(out)
     alts = [rows[0][4], rows[1][4], *rows[2][4].split(",")]
     poss = [p0, 1200, 2000, 2000]
@@ -261,8 +262,8 @@ def test_bgzipped_batches_and_errors(tiny, tmp_path, monkeypatch):
 
 
 def test_scores_formulas_and_empty(tiny, tmp_path):
-    """`scores` on random predictions equals the formulas; a VCF with nothing to score still
-    writes an empty, complete file."""
+    """`scores` on random predictions equals the formulas; a VCF with nothing to score fails
+    with the counts and writes nothing."""
     rng = np.random.default_rng(0)
     ref, alt = rng.random((5, 7, 2)), rng.random((5, 7, 2))
     got = V.scores(ref, alt)
@@ -274,7 +275,8 @@ def test_scores_formulas_and_empty(tiny, tmp_path):
                 [a.sum() - r.sum(), np.log2(a.sum() + 1) - np.log2(r.sum() + 1),
                  np.abs(a - r).mean(), np.linalg.norm(a - r) / np.sqrt(7)])
     vcf = write_vcf(tmp_path / "none.vcf", [("chrX", 5, "x", "A", "C")])
-    summary = V.score_vcf([tiny["model"]], tiny["fasta"], vcf, tmp_path / "n.h5")
-    assert summary["scored"] == 0 and summary["skipped_missing_chrom"] == 1
-    got = V.read_scores(tmp_path / "n.h5")
-    assert got["SAD"].shape == (0, 3) and got["variant_ids"].tolist() == []
+    with pytest.raises(SeqnnError) as e:
+        V.score_vcf([tiny["model"]], tiny["fasta"], vcf, tmp_path / "n.h5")
+    assert str(e.value) == (f"{vcf}: none of its 1 variant(s) can be scored (missing_chrom 1); "
+                            "fix the VCF as the warnings say")
+    assert not (tmp_path / "n.h5").exists()

@@ -11,6 +11,29 @@ import sys
 SHIFTS = re.compile(r"^-\d+(,-?\d+)*$")
 TRACKS_HELP = ("tracks, comma-separated: identifiers, row indices or regexes of the "
                "descriptions (default: all); the head is cut to them")
+# each command's output argument, whether it names a folder, its name in messages
+OUTPUTS = {"demo": ("out_dir", True, "OUT_DIR"), "train": ("out_dir", True, "-o"),
+           "evaluate": ("out_dir", True, "-o"), "predict": ("out_dir", True, "-o"),
+           "interpret": ("out", True, "-o"), "variants": ("out", False, "-o"),
+           "import": ("output", False, "-o")}
+
+
+def _at_least(low: int):
+    """An argparse type: an integer >= `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}; give one")
+        return value
+
+    return parse
+
+
+COUNT, INDEX = _at_least(1), _at_least(0)  # sizes and counts; indices, seeds and bp offsets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_demo(sub) -> None:
     cmd = sub.add_parser("demo", help="write the synthetic demo genome and tracks")
     cmd.add_argument("out_dir", nargs="?", default="resources/demo")
-    cmd.add_argument("--seed", type=int, default=7)
+    cmd.add_argument("--seed", type=INDEX, default=7)
     cmd.set_defaults(func=_demo)
 
 
@@ -53,17 +76,17 @@ def _add_train(sub) -> None:
     cmd.add_argument("params", help="params JSON (train and model blocks)")
     cmd.add_argument("data_dir")
     cmd.add_argument("-o", "--out-dir", required=True)
-    cmd.add_argument("--head", type=int, help="head of a multi-head model to train")
-    cmd.add_argument("--epochs", type=int, help="cap on the epochs (train_epochs_max)")
-    cmd.add_argument("--test-fold", type=int, help="fold{k} data: held-out fold (default 0)")
-    cmd.add_argument("--valid-fold", type=int,
+    cmd.add_argument("--head", type=INDEX, help="head of a multi-head model to train")
+    cmd.add_argument("--epochs", type=COUNT, help="cap on the epochs (train_epochs_max)")
+    cmd.add_argument("--test-fold", type=INDEX, help="fold{k} data: held-out fold (default 0)")
+    cmd.add_argument("--valid-fold", type=INDEX,
                      help="fold{k} data: validation fold (default test fold + 1 mod K)")
-    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--seed", type=INDEX, default=0)
     cmd.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
     cmd.add_argument("--jit-compile", choices=["true", "false", "auto"], default="false",
                      help="XLA compilation (auto: on GPUs)")
     cmd.add_argument("--gpu", action="store_true", help="fail unless a GPU is visible")
-    cmd.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+    cmd.add_argument("--threads", type=COUNT, help="TensorFlow CPU threads")
     cmd.add_argument("--restore", metavar="WEIGHTS",
                      help="start from pretrained weights: a seqnn .keras or a Basenji/baskerville "
                      ".h5; the params' transfer block sets what trains (default mode full)")
@@ -95,7 +118,7 @@ def _add_evaluate(sub) -> None:
     cmd.add_argument("--peaks", action="store_true",
                      help="AUROC/AUPRC of non-binary tracks against called peaks")
     cmd.add_argument("--tss", help="BED of TSSs (or any regions) for per-gene accuracy")
-    cmd.add_argument("--tss-window", type=int, default=1024, help="bp summed per region")
+    cmd.add_argument("--tss-window", type=COUNT, default=1024, help="bp summed per region")
     cmd.add_argument("--save-predictions", action="store_true",
                      help="also write OUT/predictions.h5")
     _member_options(cmd, return_all="predictions.h5 also holds every member's predictions")
@@ -120,7 +143,7 @@ def _add_predict(sub) -> None:
     cmd.add_argument("-o", "--out-dir", required=True)
     cmd.add_argument("--bed", help="predict only these regions (default: every chromosome)")
     _ensemble_options(cmd, batch_size=32)
-    cmd.add_argument("--overlap", type=int,
+    cmd.add_argument("--overlap", type=INDEX,
                      help="bp shared by neighbouring windows' predictions (default 1/4)")
     cmd.add_argument("--stitch", choices=["centre", "average"], default="centre",
                      help="overlapping bins: from the most central window, or averaged")
@@ -134,7 +157,7 @@ def _add_predict(sub) -> None:
     cmd.add_argument("--regions-h5", action="store_true",
                      help="also OUT/regions.h5: the bins of each --bed region")
     cmd.add_argument("--tss", help="BED6 of TSSs: OUT/tss.tsv, per-track mean near each")
-    cmd.add_argument("--tss-window", type=int, default=1000, help="bp each side of a TSS")
+    cmd.add_argument("--tss-window", type=INDEX, default=1000, help="bp each side of a TSS")
     cmd.add_argument("--embed", metavar="BED",
                      help="also OUT/embeddings.h5: a layer's output for windows on these")
     cmd.add_argument("--embed-layer", help="layer name (default: the penultimate)")
@@ -175,7 +198,7 @@ def _add_interpret(sub) -> None:
     _member_options(cmd, return_all="gradients.h5 also holds every member's gradients")
     cmd.add_argument("--tss", action="store_true",
                      help="BED6 TSSs: centre on each, use the track of its strand")
-    cmd.add_argument("--ism-width", type=int, default=0,
+    cmd.add_argument("--ism-width", type=INDEX, default=0,
                      help="bp mutated at each window's centre (0: no ISM)")
     cmd.set_defaults(func=_interpret)
 
@@ -203,7 +226,7 @@ def _add_import(sub) -> None:
                      "Enformer directory (config.json + weights)")
     cmd.add_argument("--params", help="the params JSON the .h5 was trained with")
     cmd.add_argument("--targets", help="the head's targets.txt (default: tracks t0..tN-1)")
-    cmd.add_argument("--head", type=int,
+    cmd.add_argument("--head", type=INDEX,
                      help="which head of the params the file's head is (default 0)")
     cmd.add_argument("--format", help="baskerville or enformer (default: from --weights)")
     cmd.add_argument("-o", "--output", required=True, help="the .keras file to write")
@@ -240,17 +263,17 @@ def _ensemble_options(parser, batch_size: int, head: bool = True) -> None:
     parser._negative_number_matcher = SHIFTS
     parser.add_argument("--rc", action="store_true", help="also average reverse complements")
     parser.add_argument("--shifts", default="0", help="bp shifts averaged, e.g. -1,0,1")
-    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--batch-size", type=COUNT, default=batch_size)
     if head:
-        parser.add_argument("--head", type=int, help="head of a multi-head model")
-    parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
+        parser.add_argument("--head", type=INDEX, help="head of a multi-head model")
+    parser.add_argument("--threads", type=COUNT, help="TensorFlow CPU threads")
 
 
 def _member_options(parser, return_all: str) -> None:
     """Monte-Carlo dropout members and every member's output."""
-    parser.add_argument("--mc-n", type=int, default=0,
+    parser.add_argument("--mc-n", type=INDEX, default=0,
                         help="Monte-Carlo dropout passes per augmentation (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="of the dropout masks and samples")
+    parser.add_argument("--seed", type=INDEX, default=0, help="of the dropout masks and samples")
     parser.add_argument("--return-all", action="store_true", help=return_all)
 
 
@@ -259,14 +282,14 @@ def _position_options(parser, where: str) -> None:
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
                         default="float32", help="of the predictions (float16 fails above "
                         "65,504; bfloat16 is stored as float32)")
-    parser.add_argument("--step", type=int, default=1, help=f"keep every k-th bin in {where}")
-    parser.add_argument("--sample-bins", type=int,
+    parser.add_argument("--step", type=COUNT, default=1, help=f"keep every k-th bin in {where}")
+    parser.add_argument("--sample-bins", type=COUNT,
                         help=f"keep a seeded uniform sample of this many bins in {where}")
 
 
 def _window(text: str):
     """--window: 'center' or a width in bins."""
-    return text if text == "center" else int(text)
+    return text if text == "center" else COUNT(text)
 
 
 def _items(text: str) -> list[str]:
@@ -421,18 +444,19 @@ def _interpret(args, log) -> None:
     grad = {"mc_n": args.mc_n, "seed": args.seed, "statistic": args.statistic,
             "untransform": args.untransform, "pseudo": args.pseudo,
             "denominator": args.denominator}
-    summary = {"gradients": gradient_maps(
+    summary = {}
+    if args.ism_width:  # first: a width the windows cannot hold stops it before any output
+        summary["ism"] = ism(args.models, args.fasta, args.input,
+                             os.path.join(args.out, "ism.h5"), window_bp=args.ism_width,
+                             **options)
+    summary["gradients"] = gradient_maps(
         args.models, args.fasta, args.input, os.path.join(args.out, "gradients.h5"),
         bigwig_dir=os.path.join(args.out, "contrib"), return_all=args.return_all, **options,
-        **grad)}
+        **grad)
     if args.layer:
         summary["layer"] = layer_maps(args.models, args.fasta, args.input,
                                       os.path.join(args.out, "layer.h5"), args.layer,
                                       **options, **grad)
-    if args.ism_width:
-        summary["ism"] = ism(args.models, args.fasta, args.input,
-                             os.path.join(args.out, "ism.h5"), window_bp=args.ism_width,
-                             **options)
     print(json.dumps(summary))
 
 
@@ -477,10 +501,20 @@ def _filters(args, log) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
+    from seqnn.io import check_output
     from seqnn.log import logged
 
-    with logged() as log:
-        args.func(args, log)
+    try:
+        with logged() as log:
+            if args.command in OUTPUTS:  # before any work
+                name, folder, label = OUTPUTS[args.command]
+                check_output(getattr(args, name), folder, label)
+            args.func(args, log)
+    except KeyboardInterrupt:
+        again = ("run it again to resume after the last finished epoch" if args.command ==
+                 "train" else "unfinished outputs were removed; run it again")
+        print(f"seqnn {args.command}: interrupted; {again}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,23 +1,103 @@
 """The workflow config beyond its JSON schema: derived defaults, cross-key checks, reference.
 
 `workflow/schemas/config.schema.yaml` is the one source of every key's type, default and
-meaning: Snakemake's `validate` fills the defaults, `complete` adds the defaults derived from
-other keys, `check` raises one SeqnnError line for settings that contradict each other, and
+meaning: `check_schema` turns the first violation of a config (or a sheet's row) into one line,
+Snakemake's `validate` fills the defaults, `complete` adds the defaults derived from other keys,
+`check` raises one SeqnnError line for settings that contradict each other, and
 `reference_markdown` writes config/README.md's key tables from the schema's descriptions.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 from collections.abc import Callable
+
+import jsonschema
 
 from seqnn import SeqnnError
 
 GPU_SECTIONS = ("evaluate", "predict", "interpret")  # their `gpu` defaults to train.gpu
 GEOMETRY = ("seq_length", "pool_width", "crop_bp")
 DATA_DEFAULTS = {"pool_width": 32, "crop_bp": 0}
+
+
+_TYPES = {"integer": "an integer", "number": "a number", "string": "a string",
+          "boolean": "true or false", "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def _shown_value(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(schema: dict) -> str:
+    """What a schema node accepts, in words: `an integer >= 1 or null`, `one of a, b`."""
+    branches = schema.get("oneOf") or schema.get("anyOf")
+    if branches:
+        return " or ".join(_expected(b) for b in branches)
+    if "const" in schema:
+        return _shown_value(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join("null" if v is None else _shown_value(v)
+                                     for v in schema["enum"])
+    types = schema.get("type", [])
+    words = [_TYPES[t] for t in ([types] if isinstance(types, str) else types)]
+    limits = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                    ("maximum", "<="), ("exclusiveMaximum", "<"))
+              if key in schema]
+    if "pattern" in schema:
+        limits.append(f"matching {schema['pattern']}")
+    if "minItems" in schema:
+        limits.append(f"with at least {schema['minItems']} item(s)")
+    if "items" in schema:
+        limits.append(f"of {_expected(schema['items'])}")
+    if schema.get("required"):
+        limits.append(f"with key(s) {', '.join(schema['required'])}")
+    if words and limits:
+        words[0] += " " + " ".join(limits)
+    return " or ".join(words) or "a valid value"
+
+
+def _key_path(parts) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+
+
+def schema_message(error: jsonschema.ValidationError, where: str, prefix: str = "") -> str:
+    """One line for a schema violation: the file `where`, the key path (after `prefix`, e.g. a
+    sheet's row), the problem and the valid keys or values."""
+    while error.parent is not None and error.parent.validator in ("oneOf", "anyOf"):
+        error = error.parent  # describe every alternative, not one branch
+    path = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        valid = list(error.schema.get("properties", {}))
+        key = next(k for k in error.instance if k not in valid)
+        near = difflib.get_close_matches(key, valid, 1, 0.6)
+        hint = f"did you mean {near[0]}? " if near else ""
+        return (f"{where}: unknown key {prefix}{_key_path([*error.absolute_path, key])}; {hint}"
+                f"valid keys{' of ' + path if path else ''}: {', '.join(valid)}")
+    if error.validator == "required":
+        key = next(k for k in error.validator_value if k not in error.instance)
+        return f"{where}: {prefix}{path or 'the config'} lacks the required key {key}; add it"
+    return (f"{where}: {prefix}{path} is {json.dumps(error.instance)[:60]}; give "
+            f"{_expected(error.schema)}")
+
+
+def check_schema(data: dict, schema: dict, where: str, prefix: str = "") -> None:
+    """Raise `schema_message` of the most relevant violation of `schema` by `data`."""
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        raise SeqnnError(schema_message(error, where, prefix))
+
+
+def check_sheet_schema(sheet, schema: dict, where: str) -> None:
+    """`check_schema` of each row of the track sheet (a DataFrame; empty cells left out)."""
+    for i, row in enumerate(sheet.to_dict("records")):
+        row = {k: v for k, v in row.items() if v is not None and v == v}  # NaN != NaN
+        check_schema(row, schema, where, f"row {i} ({row.get('identifier')}) column ")
 
 
 def pretrained(config: dict) -> dict | None:
@@ -99,6 +179,10 @@ def check_files(config: dict, sheet, where: str, generated: Callable[[str], bool
 def check(config: dict, tracks: list[str], where: str) -> None:
     """Settings that contradict each other or the track sheet's identifiers `tracks`."""
     check_data(config["data"], where)
+    width, seq_length = config["interpret"]["ism_width"], config["data"]["seq_length"]
+    if width > seq_length:
+        raise SeqnnError(f"{where}: interpret.ism_width {width} exceeds data.seq_length "
+                         f"{seq_length}; mutate at most the whole window")
     predict = config["predict"]
     if predict["cross_fold"] and not config["data"]["folds"]:
         raise SeqnnError(f"predict.cross_fold needs K-fold models; set data.folds >= 3 in "

@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+from seqnn import SeqnnError
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -30,6 +32,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def check_output(path: str | os.PathLike, folder: bool, option: str) -> None:
+    """Fail before any work unless output `path` (a folder, or a file) can be written: not an
+    existing path of the other kind, inside a writable folder. `option` names it in the line."""
+    path = os.path.abspath(path)
+    kind = "folder" if folder else "file"
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+        other = "a folder" if folder else "a file"
+        raise SeqnnError(f"{option} {path}: exists and is not {other}; give a new or existing "
+                         f"{kind}")
+    parent = path if folder and os.path.isdir(path) else os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise SeqnnError(f"{option} {path}: {parent} is a file, so the {kind} cannot be made "
+                         "there; choose another place")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SeqnnError(f"{option} {path}: {parent} is not writable; choose a writable place")
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -1,27 +1,53 @@
 # Config and track sheet validation, path helpers and input functions (no rules).
 
 import os
+import sys
 
+import yaml
 from snakemake.utils import validate
 
 from seqnn import SeqnnError
-from seqnn.config import check, check_files, complete, pretrained, selections
+from seqnn.config import (
+    check,
+    check_files,
+    check_schema,
+    check_sheet_schema,
+    complete,
+    pretrained,
+    selections,
+)
+from seqnn.data.coverage import check_track, open_track
 from seqnn.data.fetch import is_url
-from seqnn.data.genome import fold_labels
+from seqnn.data.genome import chosen_chroms, fasta_sizes, fold_labels
 from seqnn.data.selection import track_indices
 from seqnn.data.targets import read_sheet
-from seqnn.model.presets import preset_file
+from seqnn.model.presets import preset_file, resolve_model
 from seqnn.model.published import pretrained_geometry
+from seqnn.train.options import train_options
 
 
 def fail(message):
-    """Stop before any job with one line."""
-    raise WorkflowError(message)
+    """Stop before any job with one line on stderr (a WorkflowError would add a traceback)."""
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+SCHEMAS = os.path.join(str(workflow.current_basedir), "..", "schemas")  # beside this file
+
+
+def schema(name):
+    with open(os.path.join(SCHEMAS, name)) as f:
+        return yaml.safe_load(f)
 
 
 CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
 
-# the schema fills every default; rules read the validated values directly
+# one line per violation first; then the schema fills every default (rules read the validated
+# values directly)
+try:
+    check_schema(config, schema("config.schema.yaml"), CONFIG_NAME)
+except SeqnnError as e:
+    fail(str(e))
 validate(config, "../schemas/config.schema.yaml")
 # model: {pretrained: ...}: a published model imported once, no training; the data at its geometry
 PRETRAINED = pretrained(config)
@@ -31,6 +57,7 @@ try:
     PRETRAINED_MODEL = PRETRAINED and pretrained_geometry(PRETRAINED, CONFIG_NAME)
     complete(config, CONFIG_NAME, PRETRAINED_MODEL)
     SHEET = read_sheet(config["targets"])
+    check_sheet_schema(SHEET, schema("targets.schema.yaml"), config["targets"])
     MODEL_SHEET = read_sheet(PRETRAINED["targets"]) if NO_TRAINING else SHEET
 except SeqnnError as e:
     fail(str(e))
@@ -72,9 +99,27 @@ def generated(path):
     return config["demo"] and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
 
 
+def check_inputs():
+    """The FASTA (names, lengths, duplicates), genome.chroms and each track's header or index
+    against it, read once here so that mistakes stop the run before any job."""
+    if generated(GENOME["fasta"]):
+        return
+    sizes = fasta_sizes(FASTA, "results/data/genome.fa.fai")
+    chroms = chosen_chroms(FASTA, list(sizes), GENOME["chroms"])
+    used = {c: sizes[c] for c in chroms if sizes[c] >= DATA["seq_length"]}
+    if not used:
+        fail(f"{FASTA}: no chromosome of genome.chroms has data.seq_length "
+             f"({DATA['seq_length']:,}) bp; lower data.seq_length")
+    for row in SHEET.to_dict("records"):
+        if not generated(row["file"]):
+            track = open_track(row["file"], row.get("bam_strand") or None, **config["bam"])
+            check_track(track, used, GENOME["chrom_aliases"], DATA["negative"])
+
+
 try:
     check(config, TRACKS, CONFIG_NAME)
     check_files(config, SHEET, CONFIG_NAME, generated)
+    check_inputs()
     # rows of the model's sheet each step uses (predict: with strand partners under rc)
     SELECTED = selections(config, SHEET, MODEL_SHEET, CONFIG_NAME, track_indices,
                           PRETRAINED_MODEL)
@@ -90,11 +135,16 @@ def selected_ids(step):
 # {pretrained: {...}} (no params file: rule import_model writes the model, fine-tuned per fold
 # when `transfer` is given)
 MODEL = config["model"]
-try:
-    MODEL_FILE = None if PRETRAINED else str(
-        preset_file(MODEL["preset"] if isinstance(MODEL, dict) else MODEL))
+MODEL_GIVEN = None if PRETRAINED else MODEL["preset"] if isinstance(MODEL, dict) else MODEL
+try:  # the params as the train jobs resolve them (a missing file: the train rule's input)
+    MODEL_FILE = None if PRETRAINED else str(preset_file(MODEL_GIVEN))
+    if MODEL_FILE and os.path.exists(MODEL_FILE):
+        geometry = {k: DATA[k] for k in ("seq_length", "pool_width", "crop_bp")}
+        resolved = resolve_model({**MODEL, "preset": MODEL_FILE} if isinstance(MODEL, dict)
+                                 else MODEL_FILE, data={**geometry, "num_targets": len(TRACKS)})
+        train_options(resolved, where=MODEL_FILE)
 except SeqnnError as e:
-    fail(str(e))
+    fail(str(e) if str(e).startswith(MODEL_GIVEN) else f"{CONFIG_NAME}: {e}")
 MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]
 PRETRAINED_FILE = "results/models/pretrained/model.keras"
 

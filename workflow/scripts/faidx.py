@@ -1,7 +1,5 @@
-import pysam
-
-from seqnn.io import atomic_path
+from seqnn.data.genome import index_fasta
 from seqnn.log import logged
 
-with logged(snakemake.log[0]), atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
-    pysam.faidx(snakemake.input[0], "--fai-idx", tmp)  # noqa: F821
+with logged(snakemake.log[0]):  # noqa: F821
+    index_fasta(snakemake.input[0], snakemake.output[0])  # noqa: F821

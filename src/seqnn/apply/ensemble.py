@@ -116,6 +116,9 @@ def _checked(path: str, head: int | None, selection: dict) -> dict:
             raise SeqnnError(f"{path}: the model has {len(model.outputs)} heads; pick one with "
                              f"head 0..{len(model.outputs) - 1} (--head, predict.head)")
         model = keras.Model(model.inputs, model.outputs[head])
+    elif head not in (None, 0):
+        raise SeqnnError(f"{path}: the model has one head, so there is no head {head}; drop "
+                         "--head (predict.head) or give 0")
     _, length, depth = model.input_shape
     _, bins, ntracks = model.output_shape
     if depth != 4:
@@ -233,6 +236,11 @@ class MemberMoments:
                 yield self.scale(y) if self.scale else y
 
     def moments(self, x: np.ndarray, models) -> tuple[np.ndarray, np.ndarray | None]:
+        length = x.shape[1]
+        if max(map(abs, self.shifts)) >= length:
+            raise SeqnnError(f"shifts {', '.join(map(str, self.shifts))}: a shift must be "
+                             f"shorter than the {length} bp window; give --shifts within "
+                             f"-{length - 1}..{length - 1} (a few bp, e.g. -1,0,1)")
         if not self.variance:  # a plain sum: the rounding of predict_augmented
             total, n = 0.0, 0
             for y in self.members(x, models):

@@ -315,6 +315,9 @@ def ism(models: Sequence[str], fasta: str, bed: str, out_h5: str, *, window_bp: 
                shifts=shifts, batch_size=batch_size, tss=tss, head=head, aliases=aliases,
                missing=missing, threads=threads)
     n, length, k = len(run.regions), run.ens.seq_length, len(run.selected)
+    if not 1 <= window_bp <= length:
+        raise SeqnnError(f"ISM width {window_bp} bp does not fit the models' {length} bp "
+                         f"windows; give --ism-width (interpret.ism_width) 1..{length}")
     offset = (length - window_bp) // 2
     tic, subs = time.perf_counter(), 0
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:

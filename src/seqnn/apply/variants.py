@@ -15,8 +15,9 @@ position, so flanking sequence that moved contributes to an indel's scores (as i
 Reference check. REF must match the FASTA at POS (any case). If it does not but ALT does, the
 variant is `flipped`: the genome window carries ALT and REF is stitched in. `ref`, `alt` and the
 scores keep the VCF's orientation, the effect of ALT relative to REF: SAD and logFC are those of
-the swapped variant negated (D1 and D2 are symmetric). If neither allele matches, or the
-chromosome is not in the FASTA, the variant is skipped, counted and reported (never scored).
+the swapped variant negated (D1 and D2 are symmetric). If neither allele matches, POS is below 1
+or REF reaches past the chromosome's end, or the chromosome is not in the FASTA, the variant is
+skipped, counted and reported (never scored); a VCF with no variant left to score is an error.
 
 Scores, per variant and track, of the mean predictions r (REF) and a (ALT) [bins] over models
 and (shift, strand) augmentations (reverse-complement predictions unflipped via strand_pair):
@@ -57,11 +58,13 @@ SKIPS = {
     "symbolic": "symbolic or missing ALT allele (<DEL>, *, breakend)",
     "missing_chrom": "chromosome not in the FASTA",
     "ref_mismatch": "neither REF nor ALT matches the FASTA",
+    "past_end": "POS below 1 or REF past the end of its chromosome",
 }
 _FIX = {
     "symbolic": "only sequence alleles (A, C, G, T, N) are scored",
     "missing_chrom": "name chromosomes as the FASTA does, or map them with aliases",
     "ref_mismatch": "check that the VCF and the FASTA share a genome build",
+    "past_end": "fix POS (1-based) or use the FASTA of the VCF's genome build",
 }
 _ALLELE = re.compile(r"[ACGTN]+")
 COLUMNS = ["id", "chrom", "pos", "ref", "alt"]
@@ -101,7 +104,8 @@ def _report(vcf, reason: str, ids: list[str], extra: str = "") -> None:
 def check_alleles(variants: pd.DataFrame, fa: pysam.FastaFile, vcf: str = "VCF",
                   aliases: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """The variants that can be scored, with `fasta_chrom` and `flipped` (module docstring),
-    and the numbers skipped for a chromosome missing from the FASTA or a REF mismatch.
+    and the numbers skipped for a chromosome missing from the FASTA, a REF past its end or a
+    REF mismatch.
 
     `aliases` maps FASTA names to the VCF's (as genome.chrom_aliases).
     """
@@ -112,23 +116,30 @@ def check_alleles(variants: pd.DataFrame, fa: pysam.FastaFile, vcf: str = "VCF",
     missing = sorted(set(variants.chrom[~present]))
     _report(vcf, "missing_chrom", list(variants.id[~present]),
             f" on {', '.join(missing[:5])} (the FASTA has {', '.join(fa.references[:5])})")
+    sizes = dict(zip(fa.references, fa.lengths, strict=True))
+    ends = variants.pos.to_numpy() - 1 + variants.ref.str.len().to_numpy()
+    past = present & ((ends > chroms.map(sizes).fillna(np.inf).to_numpy())
+                      | (variants.pos.to_numpy() < 1))
+    _report(vcf, "past_end", list(variants.id[past]), " (" + ", ".join(
+        f"{c} has {sizes[c]:,} bp" for c in sorted(set(chroms[past]))[:5]) + " in the FASTA)")
     ref_ok = np.zeros(len(variants), bool)
     alt_ok = np.zeros(len(variants), bool)
-    columns = (c.to_numpy()[present] for c in (chroms, variants.pos, variants.ref, variants.alt))
-    for i, chrom, pos, ref, alt in zip(np.flatnonzero(present), *columns):
+    inside = present & ~past
+    columns = (c.to_numpy()[inside] for c in (chroms, variants.pos, variants.ref, variants.alt))
+    for i, chrom, pos, ref, alt in zip(np.flatnonzero(inside), *columns):
         genome = fetch_codes(fa, chrom, pos - 1, pos - 1 + max(len(ref), len(alt)))
         ref_ok[i] = np.array_equal(genome[: len(ref)], dna.encode(ref))
         alt_ok[i] = np.array_equal(genome[: len(alt)], dna.encode(alt))
-    mismatch = present & ~ref_ok & ~alt_ok
+    mismatch = inside & ~ref_ok & ~alt_ok
     _report(vcf, "ref_mismatch", list(variants.id[mismatch]))
-    keep = present & (ref_ok | alt_ok)
+    keep = inside & (ref_ok | alt_ok)
     out = variants.assign(fasta_chrom=chroms, flipped=~ref_ok)[keep].reset_index(drop=True)
     if out.flipped.any():
         log.info("%s: %d variant(s) flipped: the FASTA carries ALT, not REF (e.g. %s); scored "
                  "as ALT relative to REF", vcf, out.flipped.sum(),
                  ", ".join(out.id[out.flipped][:5]))
     return out, {"skipped_missing_chrom": int((~present).sum()),
-                 "skipped_ref_mismatch": int(mismatch.sum())}
+                 "skipped_ref_mismatch": int(mismatch.sum()), "skipped_past_end": int(past.sum())}
 
 
 def stitch(fa: pysam.FastaFile, chrom: str, pos0: int, old: str, new: str,
@@ -199,7 +210,6 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
         raise SeqnnError(f"batch_size {batch_size}: give at least 1 variant per batch")
     set_threads(threads)
     models = [models] if isinstance(models, str | os.PathLike) else list(models)
-    ens = load_ensemble(models, head, tracks=tracks, sum_tracks=sum_tracks, partners=rc)
     tic = time.perf_counter()
     variants, counts = read_vcf(vcf)
     alleles = len(variants) + counts["skipped_symbolic"]
@@ -209,6 +219,12 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
                   "flipped": int(variants.flipped.sum()),
                   "indels": int((variants.ref.str.len() != variants.alt.str.len()).sum()),
                   "skipped_symbolic": counts["skipped_symbolic"], **skipped}
+        if not len(variants):
+            reasons = ", ".join(f"{k.removeprefix('skipped_')} {v}" for k, v in counts.items()
+                                if k.startswith("skipped_") and v)
+            raise SeqnnError(f"{vcf}: none of its {alleles} variant(s) can be scored "
+                             f"({reasons or 'no record'}); fix the VCF as the warnings say")
+        ens = load_ensemble(models, head, tracks=tracks, sum_tracks=sum_tracks, partners=rc)
         moments = MemberMoments(
             [compiled_inference(m, ens.seq_length, 2 * batch_size) for m in ens.models], rc,
             shifts, ens.strand_pair,
@@ -227,9 +243,6 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
                             "untransformed": bool(untransform),
                             "seq_length": ens.seq_length, "pool_width": ens.pool_width})
     counts["seconds"] = round(time.perf_counter() - tic, 2)
-    if not len(variants):
-        log.warning("%s: no variant scored (%s); %s holds no scores", vcf,
-                    ", ".join(f"{k} {v}" for k, v in counts.items()), out_h5)
     log.info("%s: %d of %d variant(s) scored (%d flipped, %d indels) over %d track(s) x %d "
              "member(s) in %.1f s", out_h5, counts["scored"], alleles, counts["flipped"],
              counts["indels"], len(ens.tracks), len(ens.models) * moments.per_model,

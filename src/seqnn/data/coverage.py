@@ -141,7 +141,10 @@ class BigWigTrack:
             self.min_value = 0.0
 
     def values(self, chrom: str, start: int, end: int) -> np.ndarray:
-        return self.bw.values(chrom, start, end, numpy=True).astype(np.float32, copy=False)
+        values = self.bw.values(chrom, start, end, numpy=True)
+        if len(values) != end - start:  # a chromosome without data reads as empty
+            return np.full(end - start, np.nan, np.float32)
+        return values.astype(np.float32, copy=False)
 
 
 class BamTrack:
@@ -199,6 +202,12 @@ def open_track(path: str, bam_strand: str | None = None, **bam_options):
     return BigWigTrack(path)
 
 
+def _same_chrom(chrom: str, names) -> str | None:
+    """The name in `names` of FASTA chromosome `chrom` up to case and a `chr` prefix."""
+    key = chrom.lower().removeprefix("chr")
+    return next((n for n in names if n.lower().removeprefix("chr") == key), None)
+
+
 def check_track(track, sizes: dict[str, int], aliases: dict[str, str] | None = None,
                 negative: str = "error") -> None:
     """Fail with one line when a track's chromosomes, lengths or values do not fit the genome."""
@@ -206,11 +215,11 @@ def check_track(track, sizes: dict[str, int], aliases: dict[str, str] | None = N
     names = {chrom: aliases.get(chrom, chrom) for chrom in sizes}
     missing = [chrom for chrom, name in names.items() if name not in track.chroms]
     if missing:
-        alt = {c: c[3:] if c.startswith("chr") else f"chr{c}" for c in missing}
+        alt = {c: _same_chrom(c, track.chroms) for c in missing}
         pairs = ", ".join(f"{c}: {a}" for c, a in alt.items())
-        hint = (f"set genome.chrom_aliases: {{{pairs}}}" if all(a in track.chroms for a in
-                alt.values()) else "map FASTA names to the track's in genome.chrom_aliases, "
-                "restrict genome.chroms or fix the track")
+        hint = (f"set genome.chrom_aliases: {{{pairs}}}" if all(alt.values()) else
+                "map FASTA names to the track's in genome.chrom_aliases, restrict genome.chroms "
+                "or fix the track")
         has = ", ".join(list(track.chroms)[:4]) + ("…" if len(track.chroms) > 4 else "")
         raise SeqnnError(f"{track.path}: no chromosome {', '.join(names[c] for c in missing)} "
                          f"of the FASTA (it has {has}); {hint}")

@@ -7,8 +7,10 @@ index column first; sheets with or without it are read alike, and rows are index
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 
 import pandas as pd
 
@@ -18,6 +20,7 @@ from seqnn.io import atomic_path
 
 COLUMNS = ["identifier", "file", "clip", "clip_soft", "scale", "sum_stat", "strand_pair",
            "description"]
+OPTIONAL = ["bam_strand", "sha256"]  # as workflow/schemas/targets.schema.yaml
 log = logging.getLogger("seqnn")
 
 DEFAULTS = {"clip": None, "clip_soft": None, "scale": 1.0, "sum_stat": "sum", "description": ""}
@@ -27,6 +30,15 @@ def read_sheet(path: str) -> pd.DataFrame:
     """The sheet as a DataFrame indexed 0..T-1, with defaults filled in and checked."""
     try:
         df = pd.read_csv(path, sep="\t", dtype={"identifier": str, "file": str}, comment=None)
+    except UnicodeDecodeError:
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            data.decode()
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise SeqnnError(f"{path}: line {line} is not UTF-8 text (byte {data[e.start]:#x}, "
+                             "e.g. from Windows-1252); save the sheet as UTF-8") from None
     except (OSError, ValueError) as e:
         raise SeqnnError(
             f"{path}: cannot read the track sheet ({e}); give a tab-separated file"
@@ -34,6 +46,19 @@ def read_sheet(path: str) -> pd.DataFrame:
     first = df.columns[0]
     if first.startswith("Unnamed") or first in ("", "index"):
         df = df.drop(columns=first)
+    if len(df.columns) == 1 and len(df.columns[0].split()) > 1:
+        raise SeqnnError(f"{path}: the columns are not tab-separated; separate them with tabs")
+    empty = [c for c in df.columns if c.startswith("Unnamed") and df[c].isna().all()]
+    df = df.drop(columns=empty)  # trailing tabs
+    for col in df.columns:
+        twice = re.fullmatch(r"(.+)\.\d+", col)
+        if twice and twice.group(1) in df.columns:
+            raise SeqnnError(f"{path}: column {twice.group(1)} appears twice; keep one")
+        if col not in COLUMNS + OPTIONAL:
+            near = difflib.get_close_matches(col, COLUMNS + OPTIONAL, 1, 0.6)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise SeqnnError(f"{path}: unknown column {col!r}; {hint}columns: "
+                             f"{', '.join(COLUMNS + OPTIONAL)}")
     for col in ("identifier", "file"):
         if col not in df.columns:
             raise SeqnnError(f"{path}: no {col!r} column; a sheet has the columns "
@@ -52,6 +77,9 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
     """One clear line for each kind of mistake a sheet can hold."""
     if df.empty:
         raise SeqnnError(f"{path}: the track sheet has no row; add one row per track")
+    empty = df.identifier.isna() | (df.identifier.astype(str).str.strip() == "")
+    if empty.any():  # (a model's sheet may lack files; the workflow's schema requires them)
+        raise SeqnnError(f"{path}: row {int(empty.idxmax())} has no identifier; fill it in")
     dup = df.identifier[df.identifier.duplicated()].unique()
     if len(dup):
         raise SeqnnError(f"{path}: duplicate identifier(s) {', '.join(dup)}; make each unique")
@@ -72,8 +100,11 @@ def check_sheet(df: pd.DataFrame, path: str) -> None:
                 f"{path}: strand_pair is not symmetric: row {i} ({df.identifier[i]}) points to "
                 f"row {int(p)}, which points to {pair[int(p)]:g}; pair them both ways"
             )
-    if (pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0).any():
-        raise SeqnnError(f"{path}: scale must be a positive number in every row")
+    bad = pd.to_numeric(df.scale, errors="coerce").fillna(0) <= 0
+    if bad.any():
+        i = int(bad.idxmax())
+        raise SeqnnError(f"{path}: row {i} ({df.identifier[i]}) scale {df.scale[i]} is not a "
+                         "positive number; give one such as 1 or 0.5 (a point, not a comma)")
     df["strand_pair"] = pair.astype(int)
 
 

@@ -178,7 +178,14 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise SeqnnError(f"{path}: model file not found; train the model or check the path")
-    model = keras.saving.load_model(path, compile=False)
+    fix = "give a .keras file written by seqnn train or seqnn import"
+    if not zipfile.is_zipfile(path):
+        raise SeqnnError(f"{path}: not a model file (a .keras file is a zip archive); {fix}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds for a damaged or foreign archive
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SeqnnError(f"{path}: cannot load the model ({first[:200]}); {fix}") from None
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         meta = json.loads(archive.read(_META_ENTRY)) if _META_ENTRY in names else {}

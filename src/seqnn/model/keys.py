@@ -1,4 +1,7 @@
-"""The shared key vocabulary of params blocks: choices, inherited globals, key meanings."""
+"""The shared key vocabulary of params blocks: choices, inherited globals, key meanings, and
+the type and range of every key (`KINDS`)."""
+
+from dataclasses import dataclass
 
 REQUIRED = "<required>"
 
@@ -89,3 +92,123 @@ KEY_DOCS = {
     "hidden_dropout": "dropout rate after each hidden layer",
 }
 
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The values a key takes: JSON types from `int`, `number`, `bool`, `string`, `null`,
+    `ints` (a list of integers), `pair` (a list of two integers), within [low, high] (`high`
+    itself excluded when `open_high`); lists' items obey the range too."""
+
+    types: tuple[str, ...]
+    low: float | None = None
+    high: float | None = None
+    open_high: bool = False
+
+    def _number(self, value, integer: bool) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if integer and not isinstance(value, int):
+            return False
+        return ((self.low is None or value >= self.low) and
+                (self.high is None or value < self.high or
+                 (value == self.high and not self.open_high)))
+
+    def accepts(self, value) -> bool:
+        """Whether `value` is of one of the types, within the range."""
+        tests = {
+            "int": lambda v: self._number(v, True),
+            "number": lambda v: self._number(v, False),
+            "bool": lambda v: isinstance(v, bool),
+            "string": lambda v: isinstance(v, str),
+            "null": lambda v: v is None,
+            "ints": lambda v: isinstance(v, list) and all(self._number(x, True) for x in v),
+            "pair": lambda v: (isinstance(v, list) and len(v) == 2
+                               and all(self._number(x, True) for x in v)),
+        }
+        return any(tests[t](value) for t in self.types)
+
+    def __str__(self) -> str:
+        names = {"int": "an integer", "number": "a number", "bool": "true or false",
+                 "string": "a string", "null": "null", "ints": "a list of integers",
+                 "pair": "a pair [left, right]"}
+        bounded = [t for t in self.types if t in ("int", "number", "ints", "pair")]
+        span = ""
+        if self.low is not None and self.high is not None:
+            span = f" in [{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        elif self.low is not None:
+            span = f" >= {self.low:g}"
+        elif self.high is not None:
+            span = f" <= {self.high:g}"
+        text = [names[t] + (span if bounded and t == bounded[-1] else "") for t in self.types]
+        return " or ".join(text)
+
+
+_POSITIVE = Kind(("int",), 1)
+_RATE = Kind(("number",), 0, 1, open_high=True)
+_PENALTY = Kind(("number",), 0)
+_FLAG = Kind(("bool",))
+_NAME = Kind(("string",))
+_CHOICE = Kind(("string", "null"))  # the values themselves are checked against CHOICES
+
+KINDS = {  # block keys, then the model-level keys of `seqnn.model.params.MODEL_KEYS`
+    "filters": Kind(("int", "null"), 1),
+    "kernel_size": _POSITIVE,
+    "activation": _CHOICE,
+    "activation_end": _CHOICE,
+    "stride": _POSITIVE,
+    "strides": _POSITIVE,
+    "dilation_rate": _POSITIVE,
+    "l2_scale": _PENALTY,
+    "l1_scale": _PENALTY,
+    "dropout": _RATE,
+    "dropout_residual": _RATE,
+    "conv_type": _CHOICE,
+    "residual": _FLAG,
+    "pool_size": _POSITIVE,
+    "pool_type": _CHOICE,
+    "norm_type": _CHOICE,
+    "bn_momentum": Kind(("number",), 0, 1),
+    "norm_epsilon": Kind(("number",), 0),
+    "norm_gamma": Kind(("string", "null")),
+    "kernel_initializer": _NAME,
+    "padding": _CHOICE,
+    "use_bias": Kind(("bool", "null")),
+    "se": _FLAG,
+    "filters_init": _POSITIVE,
+    "filters_end": Kind(("int", "null"), 1),
+    "filters_mult": Kind(("number", "null"), 0),
+    "divisible_by": _POSITIVE,
+    "repeat": Kind(("int",), 0),
+    "num_convs": _POSITIVE,
+    "rate_mult": Kind(("number",), 0),
+    "round": _FLAG,
+    "key_size": _POSITIVE,
+    "heads": _POSITIVE,
+    "num_position_features": Kind(("int", "null"), 1),
+    "dense_expansion": Kind(("number",), 0),
+    "attention_dropout": _RATE,
+    "position_dropout": _RATE,
+    "content_position_bias": _FLAG,
+    "position_basis": _CHOICE,
+    "mha_l2_scale": _PENALTY,
+    "mha_initializer": _NAME,
+    "upsample_conv": _FLAG,
+    "additive": _FLAG,
+    "bottleneck_ratio": _POSITIVE,
+    "units": _POSITIVE,
+    "flatten": _FLAG,
+    "cropping": Kind(("int", "pair"), 0),
+    "groups": _POSITIVE,
+    "scale_residual": _FLAG,
+    "length": Kind(("int", "null"), 1),
+    "crop": Kind(("int", "pair"), 0),
+    "hidden": Kind(("int", "ints"), 1),
+    "hidden_activation": _CHOICE,
+    "hidden_dropout": _RATE,
+    "seq_length": _POSITIVE,
+    "seq_depth": _POSITIVE,
+    "augment_rc": _FLAG,
+    "augment_shift": Kind(("int", "ints")),  # Basenji's lists, e.g. [-1, 0, 1]
+    "batch_norm": _FLAG,
+}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 
 from seqnn import SeqnnError
-from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, REQUIRED
+from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, KINDS, REQUIRED
 from seqnn.model.spec import BLOCKS, reference_markdown, resolve
 
 log = logging.getLogger("seqnn")
@@ -145,6 +145,9 @@ def parse_params(params: dict) -> Spec:
             raise SeqnnError(f"model: missing required key {key!r}")
     if not isinstance(mp["trunk"], list):
         raise SeqnnError("model.trunk: expected a list of blocks")
+    for key, value in mp.items():
+        if key in KINDS and value is not None and not KINDS[key].accepts(value):
+            raise SeqnnError(f"model: {key} {json.dumps(value)} must be {KINDS[key]}")
     model_globals = {k: mp.get(k) for k in INHERITED}
     if model_globals["norm_type"] is None and mp.get("batch_norm"):
         model_globals["norm_type"] = "batch"

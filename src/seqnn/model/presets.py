@@ -12,6 +12,7 @@ import operator
 from pathlib import Path
 
 from seqnn import SeqnnError
+from seqnn.model.keys import Kind
 from seqnn.model.params import model_params, target_length
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -134,17 +135,26 @@ def preset_file(name_or_path, preset_dir=PRESET_DIR) -> Path:
 
 
 def _check_data(params, data, where):
-    """Fail unless the model's input and output lengths fit `data` (statistics.json keys)."""
+    """Fail unless the params are valid (`parse_params`) and the model's input and output
+    lengths fit `data` (statistics.json keys); errors name `where`."""
+    try:
+        _check_lengths(params, data, where)
+    except SeqnnError as err:
+        text = str(err)
+        raise SeqnnError(text if text.startswith(str(where)) else f"{where}: {text}") from None
+
+
+def _check_lengths(params, data, where):
+    bins = target_length(params)
     mp = model_params(params)
     if "seq_length" in data and mp["seq_length"] != data["seq_length"]:
         raise SeqnnError(
             f"{where}: model seq_length {mp['seq_length']} does not match the data's "
-            f"seq_length {data['seq_length']}"
+            f"seq_length {data['seq_length']}; make them equal"
         )
     expected = data.get("target_length")
     if expected is None and {"seq_length", "crop_bp", "pool_width"} <= data.keys():
         expected = (data["seq_length"] - 2 * data["crop_bp"]) // data["pool_width"]
-    bins = target_length(params)
     if expected is not None and bins != expected:
         raise SeqnnError(
             f"{where}: the model outputs {bins} bins, not the data's {expected}; change its "
@@ -159,13 +169,25 @@ def _scale_values(params, path, size, data, scale) -> dict:
     if size is not None:
         sizes = params.get("sizes", {})
         if size not in sizes:
-            raise SeqnnError(f"{path}: no size {size!r}; sizes: {', '.join(sizes) or 'none'}")
+            raise SeqnnError(f"preset {path.stem}: no size {size!r}; sizes: "
+                             f"{', '.join(sizes) or 'none'}")
         values.update(sizes[size])
     unknown = [k for k in scale if k not in values]
     if unknown:
         raise SeqnnError(
-            f"{path}: unknown scale key {unknown[0]!r}; scale keys: {', '.join(values)}"
+            f"preset {path.stem}: unknown scale key {unknown[0]!r}; scale keys: "
+            f"{', '.join(values)}"
         )
+    for key, value in scale.items():  # numbers like the preset's own: integers, signs kept
+        default = values[key]
+        if isinstance(default, int | float) and not isinstance(value, dict):
+            whole = isinstance(default, int)
+            kind = Kind(("int",) if whole else ("number",),
+                        None if default < 0 else int(whole and default > 0))
+            if not kind.accepts(value) or (default > 0 and value == 0):
+                raise SeqnnError(f"preset {path.stem}: scale {key} {value!r} must be {kind}"
+                                 f"{' (not 0)' if default > 0 and not whole else ''}, as its "
+                                 f"default {default!r}")
     for key, data_key in DATA_KEYS.items():
         if key in values and data_key in data:
             if key in scale and scale[key] != data[data_key]:
@@ -203,8 +225,7 @@ def resolve_model(model, *, size=None, data=None, **scale) -> dict:
         if size is not None or scale:
             given = ", ".join(["size"] * (size is not None) + list(scale))
             raise SeqnnError(f"{path}: not a preset (no 'scale' block); drop {given}")
-        if data:
-            _check_data(params, data, path)
+        _check_data(params, data, path)
         return params
     values = _scale_values(params, path, size, data, scale)
     where = f"preset {path.stem}"

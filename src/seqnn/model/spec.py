@@ -67,6 +67,7 @@ from seqnn.model.keys import (
     CHOICES,
     INHERITED,
     KEY_DOCS,
+    KINDS,
     REQUIRED,
 )
 
@@ -281,7 +282,8 @@ def resolve(block, model_globals, where):
     """Validate one block dict and fill its keys from globals and defaults.
 
     Returns `(name, params)`. Raises SeqnnError naming `where` (e.g. `model.trunk[2]`) for an
-    unknown block, an unknown or missing key, or a value outside its choices.
+    unknown block, an unknown or missing key, a value of the wrong type or range (`KINDS`) or
+    outside its choices.
     """
     if not isinstance(block, dict) or "name" not in block:
         raise SeqnnError(f"{where}: a block must be a mapping with a 'name' key, got {block!r}")
@@ -312,6 +314,9 @@ def resolve(block, model_globals, where):
     for key, value in params.items():
         if value == REQUIRED:
             raise SeqnnError(f"{where} ({name}): missing required key {key!r}")
+        if not KINDS[key].accepts(value):
+            raise SeqnnError(f"{where} ({name}): {key} {json.dumps(value)} must be "
+                             f"{KINDS[key]}")
         choices = spec.choices.get(key, CHOICES.get(key))
         if name[0].islower() and choices and value not in choices:
             valid = ", ".join(json.dumps(c) for c in choices)

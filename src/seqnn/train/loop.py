@@ -41,7 +41,8 @@ from seqnn.model.params import model_params, parse_params
 from seqnn.model.presets import resolve_model
 from seqnn.train.checkpoint import Checkpoint, history_columns, run_fingerprint, write_history
 from seqnn.train.dataset import count_records, dataset
-from seqnn.train.options import PRECISIONS, optimizer, train_options
+from seqnn.train.optimizer import optimizer
+from seqnn.train.options import PRECISIONS, train_options
 from seqnn.train.runtime import doctor, dtype_policy, set_threads
 from seqnn.train.transfer import FineTune
 
