@@ -100,7 +100,9 @@ def test_pretrained_model_fine_tuned_per_fold(tmp_path):
     pre = json.loads(json.dumps(DEMO_PARAMS))
     pre["model"]["head"]["units"] = 2
     pretrained = build_model(pre)
-    save_model(pretrained, tmp_path / "pre.keras", params=pre)
+    save_model(pretrained, tmp_path / "pre.keras", params=pre, statistics={
+        "seq_length": 2048, "pool_width": 16, "crop_bp": 0, "target_length": 128,
+        "num_targets": 2})
     config = yaml.safe_load((tmp_path / "config/config.yaml").read_text())
     config.update(model={"pretrained": {"weights": "pre.keras"}}, train={"epochs": 1,
                                                                           "threads": 2},

@@ -36,6 +36,17 @@ def _at_least(low: int):
 COUNT, INDEX = _at_least(1), _at_least(0)  # sizes and counts; indices, seeds and bp offsets
 
 
+def _positive(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0; give one")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,7 +201,7 @@ def _add_interpret(sub) -> None:
                      "log((aggregate + pseudo) / (denominator window's + pseudo))")
     cmd.add_argument("--untransform", action="store_true",
                      help="undo the tracks' coverage transform before aggregating")
-    cmd.add_argument("--pseudo", type=float, default=1.0, help="pseudo-count of log and ratio")
+    cmd.add_argument("--pseudo", type=_positive, default=1.0, help="pseudo-count of log and ratio")
     cmd.add_argument("--denominator", type=_window,
                      help="the ratio's window: a width, centred (default: all bins)")
     cmd.add_argument("--layer", help="also OUT/layer.h5: the layer's activations and the "
@@ -242,7 +253,7 @@ def _add_filters(sub) -> None:
     cmd.add_argument("model", metavar="MODEL", help="a .keras model file")
     cmd.add_argument("-o", "--out-dir", required=True)
     cmd.add_argument("--layer", help="a Conv1D layer's name (default: the first convolution)")
-    cmd.add_argument("--span", type=float, default=3.0,
+    cmd.add_argument("--span", type=_positive, default=3.0,
                      help="nats spanned by each filter's widest column (the PWM's sharpness)")
     cmd.set_defaults(func=_filters)
 

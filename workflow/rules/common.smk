@@ -3,6 +3,7 @@
 import os
 import sys
 
+import pandas as pd
 import yaml
 from snakemake.utils import validate
 
@@ -22,7 +23,7 @@ from seqnn.data.genome import chosen_chroms, fasta_sizes, fold_labels
 from seqnn.data.selection import track_indices
 from seqnn.data.targets import read_sheet
 from seqnn.model.presets import preset_file, resolve_model
-from seqnn.model.published import pretrained_geometry
+from seqnn.model.published import keras_meta, pretrained_geometry
 from seqnn.train.options import train_options
 
 
@@ -58,7 +59,11 @@ try:
     complete(config, CONFIG_NAME, PRETRAINED_MODEL)
     SHEET = read_sheet(config["targets"])
     check_sheet_schema(SHEET, schema("targets.schema.yaml"), config["targets"])
-    MODEL_SHEET = read_sheet(PRETRAINED["targets"]) if NO_TRAINING else SHEET
+    MODEL_SHEET = SHEET
+    if NO_TRAINING and PRETRAINED_MODEL["format"] == "seqnn":  # the file carries its sheet
+        MODEL_SHEET = pd.DataFrame(keras_meta(PRETRAINED["weights"])["targets"])
+    elif NO_TRAINING:
+        MODEL_SHEET = read_sheet(PRETRAINED["targets"])
 except SeqnnError as e:
     fail(str(e))
 validate(SHEET, "../schemas/targets.schema.yaml")
@@ -146,7 +151,11 @@ try:  # the params as the train jobs resolve them (a missing file: the train rul
 except SeqnnError as e:
     fail(str(e) if str(e).startswith(MODEL_GIVEN) else f"{CONFIG_NAME}: {e}")
 MODEL_FOLDS = list(range(DATA["folds"])) if DATA["folds"] else [0]
-PRETRAINED_FILE = "results/models/pretrained/model.keras"
+# the model downstream steps (or fine-tuning) start from: a seqnn .keras as it is, else imported
+IMPORTED = bool(PRETRAINED) and PRETRAINED_MODEL["format"] != "seqnn"
+PRETRAINED_FILE = (
+    "results/models/pretrained/model.keras" if IMPORTED else PRETRAINED and PRETRAINED["weights"]
+)
 
 
 def track_row(wildcards):

@@ -12,7 +12,7 @@ wildcard_constraints:
     fold="[0-9]+",
 
 
-if PRETRAINED:
+if IMPORTED:
 
     rule import_model:
         input:

@@ -20,9 +20,7 @@ from seqnn.model import adapters, augment, layers
 from seqnn.model.blocks import BUILDERS
 from seqnn.model.params import parse_params, receptive_field, target_length
 from seqnn.model.presets import DATA_KEYS, resolve_model
-
-_META_ENTRY = "seqnn.json"
-
+from seqnn.model.published import META_ENTRY
 
 
 def _strand_pairs(strand_pair, heads):
@@ -163,7 +161,7 @@ def save_model(model, path, params=None, targets=None, statistics=None):
     try:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(_META_ENTRY, text)
+            archive.writestr(META_ENTRY, text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -188,7 +186,7 @@ def load_model(path):
         raise SeqnnError(f"{path}: cannot load the model ({first[:200]}); {fix}") from None
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        meta = json.loads(archive.read(_META_ENTRY)) if _META_ENTRY in names else {}
+        meta = json.loads(archive.read(META_ENTRY)) if META_ENTRY in names else {}
     return model, {key: meta.get(key) for key in ("params", "targets", "statistics")}
 
 

@@ -1,19 +1,21 @@
 """What the workflow reads of a published model before anything is built (no TensorFlow): its
 format, and the geometry (seq_length, pool_width, crop_bp, target_length) of a Basenji /
-baskerville params file or of an enformer-pytorch config.json.
+baskerville params file, of an enformer-pytorch config.json or of a seqnn `.keras` file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 from seqnn import SeqnnError
 from seqnn.model.params import head_lists, model_params, output_geometry
 from seqnn.model.presets import load_params
 
-FORMATS = ("baskerville", "enformer")
+FORMATS = ("baskerville", "enformer", "seqnn")
+META_ENTRY = "seqnn.json"  # params, track sheet and statistics inside a seqnn .keras file
 CONFIG = "config.json"
 SEQUENCE_LENGTH = 196_608  # the port's input length
 
@@ -54,8 +56,11 @@ def read_config(path) -> dict:
 
 
 def detect_format(weights) -> str:
-    """`enformer` for a directory with config.json, `baskerville` for an .h5 / .hdf5 file."""
+    """`enformer` for a directory with config.json, `baskerville` for an .h5 / .hdf5 file,
+    `seqnn` for a .keras file."""
     path = Path(weights)
+    if path.suffix.lower() == ".keras":
+        return "seqnn"
     if path.is_dir() and (path / CONFIG).is_file():
         return "enformer"
     if path.suffix.lower() in (".h5", ".hdf5"):
@@ -97,9 +102,26 @@ def params_geometry(params) -> dict:
             "crop_bp": (seq_length - bins * pool) // 2, "target_length": bins}
 
 
+def keras_meta(path) -> dict:
+    """Params, track sheet and statistics a seqnn `.keras` file carries (read without Keras)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(META_ENTRY))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+        raise SeqnnError(f"{path}: not a seqnn model file (no {META_ENTRY} inside); give a "
+                         "model saved by seqnn train or seqnn import") from None
+
+
 def published_geometry(weights, format: str, params=None, head: int = 0) -> dict:
     """Geometry of the model `seqnn import` makes of `weights` (`format` as `detect_format`),
     with its number of tracks (`tracks`) for `head`."""
+    if format == "seqnn":
+        stats = keras_meta(weights).get("statistics") or {}
+        if not {"seq_length", "pool_width", "crop_bp", "target_length"} <= stats.keys():
+            raise SeqnnError(f"{weights}: the model file carries no data geometry (statistics); "
+                             "save it with seqnn train or seqnn import")
+        return {**{k: stats[k] for k in ("seq_length", "pool_width", "crop_bp",
+                                         "target_length")}, "tracks": stats["num_targets"]}
     if format == "enformer":
         config = read_config(Path(weights) / CONFIG)
         heads = list(dict(sorted(config["output_heads"].items())).values())
@@ -121,6 +143,9 @@ def pretrained_geometry(block: dict, where: str) -> dict:
         raise SeqnnError(f"model.pretrained.format {fmt!r} in {where} is not a known format; use "
                          f"{' or '.join(FORMATS)} (or null: from the weights)")
     fmt = fmt or detect_format(weights)
+    if fmt != "seqnn" and block["targets"] is None:
+        raise SeqnnError(f"model.pretrained.targets: {fmt} weights need the head's targets file "
+                         f"(it names the outputs); set it in {where}")
     for key, path in (("params", block["params"]), ("targets", block["targets"])):
         if key == "params" and fmt == "baskerville" and path is None:
             raise SeqnnError(f"model.pretrained.params: baskerville weights need the params JSON "
