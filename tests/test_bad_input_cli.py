@@ -17,6 +17,8 @@ from test_predict import count_model
 from test_variants import write_vcf
 
 from seqnn import cli
+from seqnn.cli import apply as cli_apply
+from seqnn.cli import train as cli_train
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,8 @@ def test_ctrl_c_is_one_line(tiny, capsys, tmp_path, monkeypatch, command):
     def interrupted(args, log):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, f"_{command}", interrupted)
+    module = {"predict": cli_apply, "train": cli_train}[command]
+    monkeypatch.setattr(module, f"_{command}", interrupted)
     argv = (["predict", tiny["model"], "--fasta", tiny["fasta"], "-o", tmp_path / "o"]
             if command == "predict" else ["train", "p.json", "d", "-o", tmp_path / "o"])
     rc, line = run(capsys, *argv)
