@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from seqnn.data import coverage, genome, records, targets
+from seqnn.data.fasta import chrom_sizes
 
 SETTINGS = {"seq_length": 16384, "pool_width": 32, "folds": 4, "stride": 8192, "seed": 44}
 
@@ -26,7 +27,7 @@ def run(yeast: str, out: str, workers: int) -> dict:
     sheet = targets.read_sheet("config/yeast/targets.tsv")
     sheet["file"] = [os.path.join(yeast, os.path.basename(f)) for f in sheet.file]
     t0 = time.perf_counter()
-    sizes = genome.chrom_sizes(fasta)
+    sizes = chrom_sizes(fasta)
     genome.write_contigs(fasta, f"{out}/contigs.bed", s["seq_length"], s["folds"], s["seed"],
                          break_length=200_000)
     seqs = genome.write_sequences(f"{out}/contigs.bed", f"{out}/sequences.bed", s["seq_length"],

@@ -63,7 +63,7 @@ def run_baseline(model: str, fasta: str, batch_size: int) -> dict:
     from seqnn.apply.ensemble import load_ensemble
     from seqnn.apply.tiling import Tiling, prediction_runs
     from seqnn.data.dna import one_hot
-    from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta
+    from seqnn.data.fasta import chrom_sizes, fetch_codes, open_fasta
 
     ens = load_ensemble([model])
     tiling = Tiling(ens.target_length, ens.target_length // 4)

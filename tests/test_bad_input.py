@@ -26,7 +26,8 @@ from conftest import (
 from seqnn import SeqnnError
 from seqnn.config import check_data
 from seqnn.data.coverage import open_track, read_targets, write_coverage
-from seqnn.data.genome import chrom_sizes, write_contigs, write_sequences
+from seqnn.data.fasta import chrom_sizes
+from seqnn.data.genome import write_contigs, write_sequences
 from seqnn.data.records import split_files, write_split
 from seqnn.data.targets import read_sheet
 from seqnn.io import atomic_path

@@ -14,17 +14,10 @@ from test_bad_input import REPO, one_line
 
 from seqnn import SeqnnError
 from seqnn.config import check, check_schema, check_sheet_schema, complete
+from seqnn.data.bed import read_bed, read_regions
 from seqnn.data.coverage import check_track, open_track
-from seqnn.data.genome import (
-    chosen_chroms,
-    chrom_sizes,
-    fasta_sizes,
-    index_fasta,
-    open_fasta,
-    read_bed,
-    read_regions,
-    scan_fasta,
-)
+from seqnn.data.fasta import chrom_sizes, fasta_sizes, index_fasta, open_fasta, scan_fasta
+from seqnn.data.genome import chosen_chroms
 from seqnn.data.targets import COLUMNS, OPTIONAL, read_sheet
 from seqnn.model.params import parse_params
 from seqnn.model.presets import resolve_model

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqnn.data import dna, genome
+from seqnn.data import bed, dna, genome
+from seqnn.data.fasta import chrom_sizes
 
 
 def test_dna_codes_one_hot_and_reverse_complement():
@@ -97,10 +98,10 @@ def test_write_sequences_grouped_by_label(tmp_path, fasta):
                                    folds=3, seed=2, min_gap=5)
     assert len(contigs) == 4
     seqs = genome.write_sequences(str(tmp_path / "contigs.bed"), str(tmp_path / "s.bed"), 100, 3,
-                                  50, 100, genome.chrom_sizes(fasta))
+                                  50, 100, chrom_sizes(fasta))
     labels = seqs.label.tolist()
     assert labels == sorted(labels)  # grouped fold0, fold1, fold2
-    back = genome.read_labelled_bed(str(tmp_path / "s.bed"))
+    back = bed.read_labelled_bed(str(tmp_path / "s.bed"))
     pd.testing.assert_frame_equal(back, seqs)
     # every window lies inside one contig of its own label
     for row in seqs.itertuples():

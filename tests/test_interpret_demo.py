@@ -126,14 +126,10 @@ def expected_sign(kind: str) -> int:
 def build_data(root: Path) -> dict:
     """The demo and its data directory under `root` as the workflow lays them out; returns
     paths and seconds."""
+    from seqnn.data.bed import read_labelled_bed
     from seqnn.data.coverage import write_coverage
-    from seqnn.data.genome import (
-        chrom_sizes,
-        fold_labels,
-        read_labelled_bed,
-        write_contigs,
-        write_sequences,
-    )
+    from seqnn.data.fasta import chrom_sizes
+    from seqnn.data.genome import fold_labels, write_contigs, write_sequences
     from seqnn.data.records import statistics, write_json, write_split
     from seqnn.data.targets import read_sheet, write_sheet
 
@@ -268,7 +264,7 @@ def ism_agreement(model_path: str, sites: pd.DataFrame, fasta: str, fai: str) ->
     g[alt] - g[ref] of the same aggregate: per window, the fraction of the TOP_K substitutions
     by |ISM| (``top``) and of all of them (``all``) whose signs agree."""
     from seqnn.data.dna import one_hot
-    from seqnn.data.genome import fetch_codes, open_fasta
+    from seqnn.data.fasta import fetch_codes, open_fasta
     from seqnn.model.build import load_model
 
     model, _ = load_model(model_path)

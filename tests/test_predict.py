@@ -461,7 +461,8 @@ def _peak_features():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from seqnn.data.demo import make_demo
-    from seqnn.data.genome import chrom_sizes, write_contigs, write_sequences
+    from seqnn.data.fasta import chrom_sizes
+    from seqnn.data.genome import write_contigs, write_sequences
     from seqnn.data.targets import read_sheet
 
     d = tmp_path_factory.mktemp("demo")
@@ -480,7 +481,7 @@ def test_demo_cross_fold_prediction_tracks_the_held_out_signal(demo):
     cross-fold bigWig of `peak` correlates with the observed track on bins no model trained on."""
     from seqnn.data.coverage import write_coverage
     from seqnn.data.dna import one_hot
-    from seqnn.data.genome import chrom_sizes
+    from seqnn.data.fasta import chrom_sizes
 
     d, seqs, sheet = demo
     fasta, sizes = str(d / "genome.fa"), chrom_sizes(str(d / "genome.fa"))

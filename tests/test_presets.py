@@ -18,6 +18,7 @@ from test_model import conv, dense, mha, norm, one_hot, randomize, sep, summary,
 
 from seqnn import SeqnnError, cli
 from seqnn.data import records
+from seqnn.data.fasta import chrom_sizes
 from seqnn.model import build, layers, presets
 from seqnn.model.params import parse_params, receptive_field, target_length
 from seqnn.train.dataset import dataset
@@ -48,7 +49,7 @@ def demo_data(tmp_path_factory):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     d, fasta = config["data"], str(root / "demo" / "genome.fa")
     sheet = targets.read_sheet(str(REPO / "config" / "targets.tsv"))
-    sizes = genome.chrom_sizes(fasta)
+    sizes = chrom_sizes(fasta)
     genome.write_contigs(fasta, str(root / "contigs.bed"), d["seq_length"], d["folds"], d["seed"],
                          break_length=d["break_length"])
     seqs = genome.write_sequences(str(root / "contigs.bed"), str(root / "seqs.bed"),

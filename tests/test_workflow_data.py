@@ -13,7 +13,7 @@ import pytest
 from helpers import REPO, run_snakemake
 
 from seqnn.data import coverage, demo, dna
-from seqnn.data.genome import read_labelled_bed
+from seqnn.data.bed import read_labelled_bed
 
 pytestmark = [pytest.mark.workflow]
 

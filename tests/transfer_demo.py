@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 
+from seqnn.data.bed import write_bed
 from seqnn.data.coverage import write_coverage
 from seqnn.data.demo import CHROMS, TRACKS, make_demo
-from seqnn.data.genome import chrom_sizes, write_bed
+from seqnn.data.fasta import chrom_sizes
 from seqnn.data.records import statistics, write_json, write_split
 from seqnn.data.splits import Splits
 from seqnn.data.targets import DEFAULTS, write_sheet

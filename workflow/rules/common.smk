@@ -19,7 +19,8 @@ from seqnn.config import (
 )
 from seqnn.data.coverage import check_track, open_track
 from seqnn.data.fetch import is_url
-from seqnn.data.genome import chosen_chroms, fasta_sizes, fold_labels
+from seqnn.data.genome import chosen_chroms, fold_labels
+from seqnn.data.fasta import fasta_sizes
 from seqnn.data.selection import track_indices
 from seqnn.data.targets import read_sheet
 from seqnn.model.presets import preset_file, resolve_model

@@ -1,5 +1,5 @@
 from seqnn.data.coverage import write_coverage
-from seqnn.data.genome import chrom_sizes
+from seqnn.data.fasta import chrom_sizes
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-from seqnn.data.genome import index_fasta
+from seqnn.data.fasta import index_fasta
 from seqnn.log import logged
 
 with logged(snakemake.log[0]):  # noqa: F821

@@ -1,4 +1,5 @@
-from seqnn.data.genome import chrom_sizes, write_sequences
+from seqnn.data.fasta import chrom_sizes
+from seqnn.data.genome import write_sequences
 from seqnn.log import logged
 
 sm = snakemake  # noqa: F821

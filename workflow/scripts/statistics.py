@@ -1,4 +1,4 @@
-from seqnn.data.genome import read_labelled_bed
+from seqnn.data.bed import read_labelled_bed
 from seqnn.data.records import statistics, write_json
 from seqnn.data.targets import read_sheet, write_sheet
 from seqnn.log import logged

@@ -1,6 +1,6 @@
 import os
 
-from seqnn.data.genome import read_labelled_bed
+from seqnn.data.bed import read_labelled_bed
 from seqnn.data.records import write_split
 from seqnn.log import logged
 

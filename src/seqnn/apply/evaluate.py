@@ -36,7 +36,7 @@ from seqnn.apply.accuracy import METRICS
 from seqnn.apply.dropout import mc_models
 from seqnn.apply.ensemble import MemberMoments, compiled_inference
 from seqnn.apply.outputs import PredictionFile, downcast, write_examples
-from seqnn.data.genome import read_bed, read_labelled_bed
+from seqnn.data.bed import read_bed, read_labelled_bed
 from seqnn.data.records import read_statistics
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_path, write_tsv

@@ -20,7 +20,7 @@ import pandas as pd
 import pyBigWig
 
 from seqnn import SeqnnError
-from seqnn.data.genome import read_regions
+from seqnn.data.bed import read_regions
 from seqnn.io import atomic_path, write_tsv
 
 log = logging.getLogger("seqnn")
@@ -176,7 +176,7 @@ def _region_bins(regions: pd.DataFrame, pool: int) -> tuple[np.ndarray, np.ndarr
 
 
 def write_region_table(f: h5py.File, regions: pd.DataFrame, **columns) -> None:
-    """Region columns (chrom as in the BED, start, end, name: `genome.read_regions`) and int64
+    """Region columns (chrom as in the BED, start, end, name: `bed.read_regions`) and int64
     `columns` (start and end among them replace the regions') into HDF5 `f`."""
     f.create_dataset("chrom", data=regions.bed_chrom.to_numpy().astype("S"))
     f.create_dataset("name", data=regions.name.to_numpy().astype("S"))

@@ -40,15 +40,9 @@ from seqnn.apply.ensemble import Ensemble, load_ensemble
 from seqnn.apply.gather import write_region_table
 from seqnn.apply.interpreter import ISM_STATS, ISM_WIDTH, Interpreter
 from seqnn.apply.outputs import MemberWriter
+from seqnn.data.bed import REGION_COLUMNS, place_regions, read_bed
 from seqnn.data.dna import one_hot
-from seqnn.data.genome import (
-    REGION_COLUMNS,
-    chrom_sizes,
-    fetch_codes,
-    open_fasta,
-    place_regions,
-    read_bed,
-)
+from seqnn.data.fasta import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
 from seqnn.train.runtime import set_threads
 

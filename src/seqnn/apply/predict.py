@@ -45,8 +45,9 @@ from seqnn.apply.gather import (
 )
 from seqnn.apply.outputs import downcast, stored_dtype
 from seqnn.apply.tiling import FoldMap, Stitcher, Tiling, prediction_runs, shard_pieces
+from seqnn.data.bed import read_regions
 from seqnn.data.coverage import track_untransform
-from seqnn.data.genome import chrom_sizes, fetch_codes, open_fasta, read_regions
+from seqnn.data.fasta import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
 from seqnn.train.dataset import steady
 from seqnn.train.runtime import set_threads

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from seqnn import SeqnnError
-from seqnn.data.genome import read_labelled_bed
+from seqnn.data.bed import read_labelled_bed
 
 STITCH = ("centre", "average")
 

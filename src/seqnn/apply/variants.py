@@ -47,7 +47,7 @@ from seqnn import SeqnnError
 from seqnn.apply.ensemble import MemberMoments, compiled_inference, load_ensemble
 from seqnn.data import dna
 from seqnn.data.coverage import track_untransform
-from seqnn.data.genome import fetch_codes, open_fasta
+from seqnn.data.fasta import fetch_codes, open_fasta
 from seqnn.io import atomic_path
 from seqnn.train.runtime import set_threads
 

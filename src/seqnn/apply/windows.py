@@ -28,8 +28,9 @@ from seqnn.apply.ensemble import MemberMoments, compiled_inference, load_ensembl
 from seqnn.apply.gather import write_region_table
 from seqnn.apply.outputs import MemberWriter, downcast, positions, stored_dtype
 from seqnn.apply.predict import one_hot_batches
+from seqnn.data.bed import read_regions
 from seqnn.data.coverage import track_untransform
-from seqnn.data.genome import chrom_sizes, read_regions
+from seqnn.data.fasta import chrom_sizes
 from seqnn.io import atomic_path
 from seqnn.train.runtime import set_threads
 

@@ -20,7 +20,7 @@ import pyBigWig
 import pysam
 
 from seqnn import SeqnnError
-from seqnn.data.genome import read_bed, read_labelled_bed
+from seqnn.data.bed import read_bed, read_labelled_bed
 from seqnn.io import atomic_path
 
 POOLS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "median": np.median}

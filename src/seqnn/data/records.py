@@ -23,7 +23,7 @@ import pandas as pd
 
 from seqnn import SeqnnError
 from seqnn.data.coverage import read_targets
-from seqnn.data.genome import fetch_codes, open_fasta
+from seqnn.data.fasta import fetch_codes, open_fasta
 from seqnn.io import atomic_path
 
 ZLIB_LEVEL = 6  # TensorFlow's default for ZLIB records

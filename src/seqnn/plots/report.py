@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from seqnn import SeqnnError
 from seqnn.apply.accuracy import ALL_TRACKS
-from seqnn.data.genome import read_labelled_bed
+from seqnn.data.bed import read_labelled_bed
 from seqnn.io import atomic_path
 from seqnn.plots.scatter import accuracy_joint
 from seqnn.plots.style import PALETTE, grid, message, save, styled
