@@ -11,6 +11,8 @@ import yaml
 from conftest import write_tiny_bigwig, write_tiny_config, write_tiny_sheet
 from test_bad_input import JOB, REPO
 
+from seqnn.train.options import TRAIN_KEYS
+
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
 
@@ -78,10 +80,7 @@ def case(g, name):
         (g.dir / "p.json").write_text(json.dumps(params))
         edit_config(g, model="p.json")
         return ("p.json: unknown train key 'learning_rat'; did you mean learning_rate? train "
-                "keys: batch_size, shuffle_buffer, optimizer, learning_rate, adam_beta1, "
-                "adam_beta2, adam_eps, weight_decay, momentum, global_clipnorm, clip_norm, "
-                "warmup_steps, decay_type, decay_steps, decay_rate, loss, total_weight, "
-                "patience, train_epochs_min, train_epochs_max")
+                f"keys: {', '.join(TRAIN_KEYS)}")
     raise ValueError(name)
 
 
