@@ -1,7 +1,10 @@
 """The shared key vocabulary of params blocks: choices, inherited globals, key meanings, and
 the type and range of every key (`KINDS`)."""
 
+import difflib
 from dataclasses import dataclass
+
+from seqnn import SeqnnError
 
 REQUIRED = "<required>"
 
@@ -212,3 +215,15 @@ KINDS = {  # block keys, then the model-level keys of `seqnn.model.params.MODEL_
     "augment_shift": Kind(("int", "ints")),  # Basenji's lists, e.g. [-1, 0, 1]
     "batch_norm": _FLAG,
 }
+
+
+def filled_block(given: dict, table: dict, section: str, where: str) -> dict:
+    """A params block (`train`, `transfer`) with the defaults of `table` (key -> (default,
+    meaning)) filled in; an unknown key fails naming the nearest valid one."""
+    for key in given:
+        if key not in table:
+            near = difflib.get_close_matches(key, table, 1, 0.6)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise SeqnnError(f"{where}: unknown {section} key {key!r}; {hint}{section} keys: "
+                             f"{', '.join(table)}")
+    return {k: given.get(k, default) for k, (default, _) in table.items()}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 
 from seqnn import SeqnnError
-from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, KINDS, REQUIRED
+from seqnn.model.keys import ACTIVATIONS, INHERITED, KEY_DOCS, KINDS, REQUIRED, filled_block
 from seqnn.model.spec import BLOCKS, reference_markdown, resolve
 
 log = logging.getLogger("seqnn")
@@ -190,11 +190,7 @@ def transfer_options(params: dict, where: str = "params") -> dict | None:
         return None
     if not isinstance(given, dict):
         raise SeqnnError(f"{where}: transfer must be a mapping of {', '.join(TRANSFER_KEYS)}")
-    unknown = sorted(set(given) - set(TRANSFER_KEYS))
-    if unknown:
-        raise SeqnnError(f"{where}: unknown transfer key {unknown[0]!r}; valid keys: "
-                         f"{', '.join(TRANSFER_KEYS)}")
-    opts = {k: given.get(k, default) for k, (default, _) in TRANSFER_KEYS.items()}
+    opts = filled_block(given, TRANSFER_KEYS, "transfer", where)
     if opts["mode"] not in TRANSFER_MODES:
         raise SeqnnError(f"{where}: transfer.mode {opts['mode']!r} is not one of "
                          f"{', '.join(TRANSFER_MODES)}")

@@ -3,10 +3,10 @@ params file before any job; `seqnn.train.optimizer` makes the optimizer and sche
 
 from __future__ import annotations
 
-import difflib
 import logging
 
 from seqnn import SeqnnError
+from seqnn.model.keys import filled_block
 
 log = logging.getLogger("seqnn")
 
@@ -54,16 +54,11 @@ IGNORED_TRAIN_KEYS = {"clipnorm": "clip_norm", "train_epochs": "train_epochs_max
 def train_options(params: dict, epochs: int | None = None, where: str = "params") -> dict:
     """The params' `train` block with defaults filled in and checked; `epochs` caps the epochs."""
     given = dict(params.get("train", {}))
-    for key in given:
-        if key in IGNORED_TRAIN_KEYS:
-            log.warning("%s: train.%s is an older key seqnn does not read; use train.%s to "
-                        "set it", where, key, IGNORED_TRAIN_KEYS[key])
-        elif key not in TRAIN_KEYS:
-            near = difflib.get_close_matches(key, TRAIN_KEYS, 1, 0.6)
-            hint = f"did you mean {near[0]}? " if near else ""
-            raise SeqnnError(f"{where}: unknown train key {key!r}; {hint}train keys: "
-                             f"{', '.join(TRAIN_KEYS)}")
-    opts = {k: given.get(k, default) for k, (default, _) in TRAIN_KEYS.items()}
+    for key in [k for k in given if k in IGNORED_TRAIN_KEYS]:
+        log.warning("%s: train.%s is an older key seqnn does not read; use train.%s to set it",
+                    where, key, IGNORED_TRAIN_KEYS[key])
+        del given[key]
+    opts = filled_block(given, TRAIN_KEYS, "train", where)
     if opts["optimizer"] not in OPTIMIZERS:
         raise SeqnnError(f"{where}: train.optimizer {opts['optimizer']!r} is not one of "
                          f"{', '.join(OPTIMIZERS)}")
