@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from seqnn.train.gpus import claim_gpu
+from seqnn.train.gpus import claim_gpu, job_threads
 
 HOLD = """
 import sys, time
@@ -39,3 +39,16 @@ def test_scheduler_assignment_kept_and_no_gpu(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     with claim_gpu(str(tmp_path), num_gpus=0) as gpu:
         assert gpu is None
+
+
+@pytest.mark.parametrize("threads, jobs, cores, gpus, expected", [
+    (2, 3, 2, 0, 1),     # the demo on 2 cores: three 1-thread trainings, two at a time
+    (8, 3, 32, 0, 8),    # the configured threads are the most a job takes
+    (8, 3, 12, 0, 4),    # 12 cores shared by 3 jobs
+    (8, 6, 4, 0, 1),     # never below one thread
+    (2, 1, 16, 0, 2),
+    (8, 3, 2, 1, 8),     # with a GPU: one job per GPU, the configured threads
+    (8, 3, None, 0, 8),  # cluster run: each job gets its own node share
+])
+def test_job_threads(threads, jobs, cores, gpus, expected):
+    assert job_threads(threads, jobs, cores, gpus) == expected

@@ -25,6 +25,7 @@ from seqnn.data.selection import track_indices
 from seqnn.data.targets import read_sheet
 from seqnn.model.presets import preset_file, resolve_model
 from seqnn.model.published import keras_meta, pretrained_geometry
+from seqnn.train.gpus import count_gpus, job_threads
 from seqnn.train.options import train_options
 
 
@@ -157,6 +158,23 @@ IMPORTED = bool(PRETRAINED) and PRETRAINED_MODEL["format"] != "seqnn"
 PRETRAINED_FILE = (
     "results/models/pretrained/model.keras" if IMPORTED else PRETRAINED and PRETRAINED["weights"]
 )
+
+
+# GPU-rule jobs: one per GPU where there are GPUs; on a CPU-only local run a step's jobs share
+# the cores (seqnn.train.gpus.job_threads). A cluster run (or a job it starts) keeps the
+# configured threads.
+GPUS = count_gpus()
+LOCAL_CORES = (
+    workflow._cores
+    if workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec)
+    else None
+)
+
+
+def step_threads(section, jobs):
+    """Threads of each of the `jobs` jobs of config section `section` (train, evaluate...)."""
+    step = config[section]
+    return job_threads(step["threads"], jobs, LOCAL_CORES, 1 if step["gpu"] else GPUS)
 
 
 def track_row(wildcards):

@@ -72,7 +72,7 @@ rule evaluate:
         "results/logs/evaluate/{evalset}.log",
     benchmark:
         "results/benchmarks/evaluate/{evalset}.tsv"
-    threads: EVAL["threads"]
+    threads: step_threads("evaluate", len(MODEL_FOLDS) * (2 if EVAL_ENSEMBLE else 1))
     resources:
         gpu=1 if EVAL["gpu"] else 0,
         mem_mb=EVAL["mem_mb"],

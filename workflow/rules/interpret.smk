@@ -22,6 +22,9 @@ INTERPRET_GRADIENT = {  # gradient maps only
     "untransform": INTERPRET["untransform"],
     "pseudo": INTERPRET["pseudo"],
 }
+INTERPRET_THREADS = step_threads(  # gradients and ism, variants: side by side on CPUs
+    "interpret", 2 * bool(INTERPRET["bed"]) + bool(INTERPRET["vcf"])
+)
 INTERPRET_RESOURCES = {
     "gpu": 1 if INTERPRET_GPU else 0,
     "mem_mb": INTERPRET["mem_mb"],
@@ -62,7 +65,7 @@ rule gradients:
         "results/logs/interpret/gradients.log",
     benchmark:
         "results/benchmarks/interpret/gradients.tsv"
-    threads: INTERPRET["threads"]
+    threads: INTERPRET_THREADS
     resources:
         **INTERPRET_RESOURCES,
     conda:
@@ -87,7 +90,7 @@ rule ism:
         "results/logs/interpret/ism.log",
     benchmark:
         "results/benchmarks/interpret/ism.tsv"
-    threads: INTERPRET["threads"]
+    threads: INTERPRET_THREADS
     resources:
         **INTERPRET_RESOURCES,
     conda:
@@ -116,7 +119,7 @@ rule variants:
         "results/logs/interpret/variants.log",
     benchmark:
         "results/benchmarks/interpret/variants.tsv"
-    threads: INTERPRET["threads"]
+    threads: INTERPRET_THREADS
     resources:
         **INTERPRET_RESOURCES,
     conda:

@@ -56,7 +56,7 @@ rule predict:
         "results/logs/predict/shard{shard}.log",
     benchmark:
         "results/benchmarks/predict/shard{shard}.tsv"
-    threads: PREDICT["threads"]
+    threads: step_threads("predict", PREDICT_SHARDS)
     resources:
         gpu=1 if PREDICT_GPU else 0,
         mem_mb=PREDICT["mem_mb"],
@@ -145,7 +145,7 @@ rule embed:
         "results/logs/embed.log",
     benchmark:
         "results/benchmarks/embed.tsv"
-    threads: PREDICT["threads"]
+    threads: step_threads("predict", PREDICT_SHARDS)
     resources:
         gpu=1 if PREDICT_GPU else 0,
         mem_mb=PREDICT["mem_mb"],

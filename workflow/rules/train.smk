@@ -73,7 +73,7 @@ if not NO_TRAINING:
             "results/logs/train/f{fold}.log",
         benchmark:
             "results/benchmarks/train/f{fold}.tsv"
-        threads: TRAIN["threads"]
+        threads: step_threads("train", len(MODEL_FOLDS))
         resources:
             gpu=1 if TRAIN["gpu"] else 0,
             mem_mb=TRAIN["mem_mb"],

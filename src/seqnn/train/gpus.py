@@ -1,4 +1,5 @@
-"""One GPU per job on a multi-GPU workstation: a job claims a free GPU slot by file lock.
+"""One GPU per job on a multi-GPU workstation (a job claims a free GPU slot by file lock), and the
+CPU threads of each job where there is no GPU.
 
 Snakemake's `resources: gpu=N` (profiles/default) lets at most N GPU jobs run at once; each of
 them calls `claim_gpu` before TensorFlow starts, takes the first GPU whose lock is free and sees
@@ -22,6 +23,20 @@ def count_gpus() -> int:
         return 0
     out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def job_threads(threads: int, jobs: int, cores: int | None, gpus: int) -> int:
+    """Threads of each of a step's `jobs` jobs (train: one per fold, evaluate: one per set...).
+
+    With GPUs (`gpus` > 0) or where the total is unknown (`cores` None: a cluster run, where each
+    job gets a node share of its own) a job takes the configured `threads`. On a CPU-only local
+    run the step's jobs share the cores, so they run side by side instead of one after another:
+    `min(threads, cores // jobs)`, at least 1 (2 cores, 3 folds: three 1-thread trainings, two
+    at a time).
+    """
+    if gpus or not cores:
+        return threads
+    return max(1, min(threads, cores // max(jobs, 1)))
 
 
 @contextlib.contextmanager

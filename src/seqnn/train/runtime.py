@@ -65,5 +65,6 @@ def set_threads(threads: int | None) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        log.info("CPU threads: %d per op, %d ops at once", threads, min(threads, 2))
     except RuntimeError:  # TensorFlow already started in this process: keep its pools
         log.info("threads: TensorFlow already initialised; keeping its thread pools")
