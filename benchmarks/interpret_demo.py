@@ -35,6 +35,7 @@ def main():
     import test_interpret_demo as T
 
     from seqnn.apply import interpret as I
+    from seqnn.apply.motifs import demo_recovery
 
     epochs = T.EPOCHS if args.epochs is None else args.epochs
     seed = T.TRAIN_SEED if args.seed is None else args.seed
@@ -56,14 +57,13 @@ def main():
     sites = T.held_out_sites(demo, data, sites_n, T.PARAMS["model"]["seq_length"])
     bed = model_dir / f"sites{sites_n}.bed"
     sites.to_csv(bed, sep="\t", header=False, index=False)
-    motifs = T.read_motifs(demo)
     for name, regions in (("held_out", bed), ("regions", demo / "regions.bed")):
         h5 = str(model_dir / f"gradients_{name}{sites_n if name == 'held_out' else ''}.h5")
         tic = time.perf_counter()
         I.gradient_maps([model], fasta, str(regions), h5, fai=fai, rc=True, batch_size=16,
                         threads=2)
         out[f"gradients_{name}_s"] = round(time.perf_counter() - tic, 1)
-        out[f"scores_{name}"] = T.motif_scores(h5, motifs)
+        out[f"scores_{name}"] = demo_recovery(h5, str(demo / "motifs.bed"))
     if args.ism:
         tic = time.perf_counter()
         out["ism_agreement"] = T.ism_agreement(model, sites, fasta, fai)

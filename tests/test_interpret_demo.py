@@ -40,14 +40,13 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import REPO
-from scipy.stats import rankdata
 
 pytest.importorskip("tensorflow")
 
-from seqnn.apply import attribution as A  # noqa: E402
 from seqnn.apply import interpret as I  # noqa: E402
 from seqnn.apply import interpreter as IN  # noqa: E402
-from seqnn.data.demo import MOTIFS, make_demo  # noqa: E402
+from seqnn.apply.motifs import demo_recovery  # noqa: E402
+from seqnn.data.demo import MOTIFS, TRACKS, make_demo, motif_track  # noqa: E402
 
 pytestmark = [pytest.mark.slow]  # 105-125 s measured on 2 shared cores (training 65-90 s)
 
@@ -83,7 +82,6 @@ TOP_K = 30  # strongest substitutions compared per window (as many as a 10 bp mo
 
 PEAK, NUC, RNA_FWD, RNA_REV = range(4)  # the demo's tracks in sheet order
 STRAND_PAIR = [PEAK, NUC, RNA_REV, RNA_FWD]
-KINDS = ["activator", "repressor", "promoter+", "promoter-"]
 
 # Thresholds. Measured with train seed 0 (seeds 0-3 in brackets), 5 epochs:
 # best val_pearsonr 0.829 [0.829-0.885].
@@ -111,12 +109,8 @@ MAX_DR = {"float16": 1e-5, "bfloat16": 1e-3}
 
 
 def track_of(kind: str, strand: str) -> int:
-    """The track a motif acts on: peak, nuc, or the promoter's own strand's RNA."""
-    return {"activator": PEAK, "repressor": NUC}.get(kind, RNA_FWD if strand == "+" else RNA_REV)
-
-
-def expected_sign(kind: str) -> int:
-    return -1 if kind == "repressor" else 1
+    """The index of the track a motif acts on (`seqnn.data.demo.motif_track`)."""
+    return [t.identifier for t in TRACKS].index(motif_track(kind, strand))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,55 +203,6 @@ def held_out_sites(demo_dir: Path, data_dir: Path, per_kind: int, length: int) -
         ["chrom", "start", "end", "name", "score", "strand"]].reset_index(drop=True)
 
 
-def motif_mask(motifs: pd.DataFrame, chrom: str, start: int, length: int) -> np.ndarray:
-    """[length] True at the window's bases inside any motif occurrence."""
-    m = motifs[(motifs["#chrom"] == chrom) & (motifs.end > start) & (motifs.start < start + length)]
-    mask = np.zeros(length, bool)
-    for s, e in zip(m.start - start, m.end - start):
-        mask[max(s, 0) : min(e, length)] = True
-    return mask
-
-
-def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(a positive scores above a background base), ties counted half: U / (n1 n0)."""
-    ranks = rankdata(np.concatenate([pos, neg]))
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
-
-
-def motif_scores(h5_path: str, motifs: pd.DataFrame) -> dict:
-    """Per motif kind (promoters per strand), from a gradient-maps file of windows centred on
-    motifs (BED name = kind): `n` windows; `auroc` of |input x gradient| on the motif's track,
-    bases inside any motif occurrence vs all other bases, pooled over the windows; `sign_frac`,
-    the fraction of windows whose centre motif's summed contribution has the effect's sign."""
-    import h5py
-
-    with h5py.File(h5_path, "r") as f:
-        x, g = f["seqs"][:], f["grads"][:].astype(np.float32)
-        names, strands = f["name"][:].astype(str), f["strand"][:].astype(str)
-        chroms, starts = f["chrom"][:].astype(str), f["start"][:]
-        ids = [i.decode() for i in f["identifiers"][:]]
-    assert ids == ["peak", "nuc", "rna_fwd", "rna_rev"]
-    contrib = A.input_x_gradient(x, g)  # [N, L, K]
-    length = x.shape[1]
-    centre = slice(length // 2 - 5, length // 2 + 5)  # the 10 bp motif (windows centred on it)
-    out = {}
-    for key in KINDS:
-        kind, strand = key.rstrip("+-"), key[len(key.rstrip("+-")):]
-        rows = np.flatnonzero((names == kind) & np.isin(strands, list(strand or "+-")))
-        pos, neg, signs = [], [], []
-        for i in rows:
-            c = contrib[i, :, track_of(kind, strands[i])]
-            mask = motif_mask(motifs, chroms[i], int(starts[i]), length)
-            pos.append(np.abs(c[mask]))
-            neg.append(np.abs(c[~mask]))
-            signs.append(np.sign(c[centre].sum()) == expected_sign(kind))
-        out[key] = {"n": len(rows), "auroc": round(auroc(np.concatenate(pos),
-                                                         np.concatenate(neg)), 4),
-                    "sign_frac": round(float(np.mean(signs)), 3)}
-    return out
-
-
 def ism_agreement(model_path: str, sites: pd.DataFrame, fasta: str, fai: str) -> dict:
     """Over ISM_SITES windows per motif kind (promoters: half per strand), ISM of the centre
     ISM_WIDTH bp (``centre``: the change of the motif track's centre aggregate, rc) against
@@ -331,11 +276,12 @@ def test_model_learnt_the_tracks(demo_model):
 
 @pytest.mark.parametrize("sites", ["held_out", "regions"])
 def test_gradient_maps_recover_planted_motifs(demo_model, sites):
-    scores = motif_scores(demo_model["maps"][sites], read_motifs(demo_model["demo"]))
+    scores = demo_recovery(demo_model["maps"][sites], str(demo_model["demo"] / "motifs.bed"))
     print(f"\n{sites}: {json.dumps(scores)}")
     if sites == "held_out":
-        assert [s["n"] for s in scores.values()] == [SITES_PER_MOTIF] * 2 + [
-            SITES_PER_MOTIF // 2] * 2
+        assert {k: s["n"] for k, s in scores.items()} == {
+            "activator": SITES_PER_MOTIF, "repressor": SITES_PER_MOTIF,
+            "promoter+": SITES_PER_MOTIF // 2, "promoter-": SITES_PER_MOTIF // 2}
     else:  # regions.bed: 8 per motif, promoters on either strand
         assert scores["activator"]["n"] == scores["repressor"]["n"] == 8
         assert scores["promoter+"]["n"] + scores["promoter-"]["n"] == 8

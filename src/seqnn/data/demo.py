@@ -69,6 +69,12 @@ TRACKS = [
     Track("rna_rev", "rna.rev.bw", 2, "- strand RNA upstream of promoter motifs on -"),
 ]
 
+def motif_track(kind: str, strand: str) -> str:
+    """The track a motif kind acts on: peak, nuc, or the promoter's own strand's RNA."""
+    return {"activator": "peak", "repressor": "nuc"}.get(
+        kind, "rna_fwd" if strand == "+" else "rna_rev")
+
+
 _BASES = np.frombuffer(b"ACGTN", np.uint8)
 _SLOT = 1600
 _K = 10
