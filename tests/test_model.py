@@ -134,11 +134,11 @@ def test_baskerville_params():
 
 def test_demo_params():
     params = presets.load_params(ROOT / "config" / "models" / "demo.json")
-    expected = conv(15, 4, 32, bias=False) + norm(32)
-    expected += 3 * (conv(5, 32, 32, bias=False) + norm(32))  # conv_tower, 32 filters x3
+    expected = conv(15, 4, 32, bias=False) + norm(32)  # conv_dna, pooled to the 16 bp bins
     dilated = conv(3, 32, 32, bias=False) + norm(32) + conv(1, 32, 32, bias=False) + norm(32)
-    expected += 4 * dilated + dense(32, 4)
+    expected += 6 * dilated + dense(32, 4)
     assert summary(params)[:2] == ((None, 128, 4), expected)
+    assert expected == 27_460
     assert target_length(params) == 128
     assert params["train"]["batch_size"] == 8
 
