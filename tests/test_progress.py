@@ -1,5 +1,5 @@
 """Progress of long loops (`seqnn.log.Progress`): periodic lines with counts, percentage, rate
-and ETA in a log, a tqdm bar on a terminal, and the lines of real runs (variants, gradients)."""
+and ETA in a log, a tqdm bar on a terminal (real runs: test_variants, test_interpret)."""
 
 import io
 import logging
