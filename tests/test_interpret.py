@@ -6,6 +6,9 @@ counts A (track a) and T (track t, a's strand pair) per bin, so it is strand-sym
 TATA model counts exact TATA motifs per bin, so every mutation's effect is a brute-force count.
 """
 
+import itertools
+import logging
+
 import h5py
 import keras
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 from conftest import TINY_SIZES, write_tiny_fasta
 
 from seqnn import SeqnnError
+from seqnn import log as seqnn_log
 from seqnn.apply import attribution as A
 from seqnn.apply import interpret as I
 from seqnn.apply import interpreter as IN
@@ -380,6 +384,24 @@ def test_ism_h5(genome, tmp_path):
             want = g[27:37] - (g[27:37] * x).sum(1, keepdims=True)
             np.testing.assert_allclose(f["centre"][i, ..., 0], want, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(f["seqs"][3], one_hot(genome["codes"]["chrII"][:10]))
+
+
+def test_progress_lines_count_every_region(genome, tmp_path, monkeypatch, caplog):
+    """Gradients and ISM log a line per batch past the interval (a clock 31 s on per read) and
+    a summary; the last count is the number of regions on the genome."""
+    ticks = itertools.count(0, 31)
+    monkeypatch.setattr(seqnn_log, "perf_counter", lambda: next(ticks))
+    caplog.set_level(logging.INFO, "seqnn")
+    I.gradient_maps([genome["model"]], genome["fasta"], genome["bed"], str(tmp_path / "g.h5"),
+                    batch_size=3)
+    I.ism([genome["model"]], genome["fasta"], genome["bed"], str(tmp_path / "i.h5"),
+          window_bp=4, batch_size=7)
+    assert [r.getMessage() for r in caplog.records if r.module == "log"] == [
+        "gradients: 3/4 regions (75%), 0.0968/s, ETA 10s",
+        "gradients: 4/4 regions (100%), 0.0645/s, ETA 0s",
+        "gradients: 4 regions in 93.0 s (0.043/s)",
+        "ism: 4/4 regions (100%), 0.129/s, ETA 0s",
+        "ism: 4 regions in 62.0 s (0.0645/s)"]
 
 
 def test_regions_off_the_genome_are_reported(genome, tmp_path):

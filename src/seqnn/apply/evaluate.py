@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from seqnn import SeqnnError
 from seqnn.apply.accumulate import Accumulator
@@ -40,6 +38,7 @@ from seqnn.data.bed import read_bed, read_labelled_bed
 from seqnn.data.records import read_statistics
 from seqnn.data.targets import data_sheet
 from seqnn.io import atomic_path, write_tsv
+from seqnn.log import Progress
 from seqnn.model.build import load_model
 from seqnn.model.select import select_tracks
 from seqnn.train.dataset import count_records, dataset
@@ -253,9 +252,8 @@ def _stream(data_dir, split, seqs: _Split, ens: _Ensemble, acc: Accumulator, sta
             h5 = stack.enter_context(PredictionFile(
                 stack.enter_context(atomic_path(predictions_h5)), stats["target_length"],
                 stats["num_targets"], ens.passes, **outputs))
-        batches = dataset(data_dir, split, batch_size)
-        for x, y in tqdm(batches, total=math.ceil(seqs.n_seqs / batch_size),
-                         desc=f"evaluate {split}", unit="batch", disable=None):
+        progress = stack.enter_context(Progress(seqs.n_seqs, f"evaluate {split}", "sequences"))
+        for x, y in dataset(data_dir, split, batch_size):
             x, target = x.numpy(), y.numpy()
             every = list(ens.members.members(x)) if outputs["return_all"] else None
             pred = ens.members(x)[0] if every is None else np.mean(every, axis=0)
@@ -263,6 +261,7 @@ def _stream(data_dir, split, seqs: _Split, ens: _Ensemble, acc: Accumulator, sta
             acc.update(pred, target)
             if h5 is not None:
                 h5.append(pred, target, every)
+            progress.update(len(x))
         if seqs.windows is not None and acc.seen != len(seqs.windows):
             raise SeqnnError(f"{data_dir}/sequences.bed: {len(seqs.windows)} {split} sequences "
                              f"but the TFRecords hold {acc.seen}; regenerate the data directory")

@@ -58,7 +58,7 @@ def layer_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, layer: 
         grads = f.create_dataset("grads", (n, *shape, k), dtype, chunks=(1, *shape, k))
         values = f.create_dataset("aggregate", (n, k), np.float32)
         for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts,
-                                run.ens.seq_length, batch_size):
+                                run.ens.seq_length, batch_size, f"layer {layer}"):
             g, a = interp.gradients(x, run.agg[rows])
             hidden[rows], grads[rows], values[rows] = interp.hidden(x), g.astype(dtype), a
     log.info("%s: layer %s %s of %d regions x %d tracks (%d members)", out_h5, layer, shape, n,

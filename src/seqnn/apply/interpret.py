@@ -44,6 +44,7 @@ from seqnn.data.bed import REGION_COLUMNS, place_regions, read_bed
 from seqnn.data.dna import one_hot
 from seqnn.data.fasta import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
+from seqnn.log import Progress
 from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
@@ -159,14 +160,17 @@ def _write_regions(f, run: _Setup, start: np.ndarray, end: np.ndarray) -> None:
     f.attrs.update(run.attrs)
 
 
-def _batches(fasta, fai, chroms, starts, length, batch_size) -> Iterator[tuple[slice, np.ndarray]]:
-    """(rows, one-hot float32 [n, length, 4]) of windows, N past chromosome ends."""
-    with open_fasta(fasta, fai) as fa:
+def _batches(fasta, fai, chroms, starts, length, batch_size,
+             what: str) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, one-hot float32 [n, length, 4]) of windows, N past chromosome ends; a batch
+    counts as done (`log.Progress` of `what`) when the next is asked for."""
+    with open_fasta(fasta, fai) as fa, Progress(len(starts), what, "regions") as progress:
         for lo in range(0, len(starts), batch_size):
             rows = slice(lo, min(lo + batch_size, len(starts)))
             codes = [fetch_codes(fa, c, int(s), int(s) + length)
                      for c, s in zip(chroms[rows], starts[rows])]
             yield rows, one_hot(np.stack(codes))
+            progress.update(rows.stop - rows.start)
 
 
 def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
@@ -222,7 +226,7 @@ def gradient_maps(models: Sequence[str], fasta: str, bed: str, out_h5: str, *,
         every = MemberWriter(f, "member_grads", n, run.interp.members, (length, 4, k),
                              np.dtype(dtype).name) if return_all else None
         for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts, length,
-                                batch_size):
+                                batch_size, "gradients"):
             if every:
                 members = list(run.interp.member_gradients(x, run.agg[rows]))
                 every.write(rows, [g for g, _ in members])
@@ -323,7 +327,7 @@ def ism(models: Sequence[str], fasta: str, bed: str, out_h5: str, *, window_bp: 
                  for key in ISM_STATS}
         refs = {key: f.create_dataset(key, (n, k), np.float32) for key in ("ref", "ref_sum")}
         for rows, x in _batches(fasta, fai, run.regions.chrom.to_numpy(), run.starts, length,
-                                batch_size):
+                                batch_size, "ism"):
             out = run.interp.ism(x, run.agg[rows], offset, window_bp, pseudo)
             ref = x[:, offset : offset + window_bp]
             seqs[rows] = ref.astype(np.uint8)

@@ -29,7 +29,6 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tqdm import tqdm
 
 from seqnn import SeqnnError
 from seqnn.apply.dropout import mc_models
@@ -49,6 +48,7 @@ from seqnn.data.bed import read_regions
 from seqnn.data.coverage import track_untransform
 from seqnn.data.fasta import chrom_sizes, fetch_codes, open_fasta
 from seqnn.io import atomic_path
+from seqnn.log import Progress
 from seqnn.train.dataset import steady
 from seqnn.train.runtime import set_threads
 
@@ -257,12 +257,12 @@ def predict_shard(
         columns = _Columns([h5[n] for n in names], dtype)
         stitchers = [[Stitcher(tiling) for _ in names] for _ in range(len(pieces))]
         stream = one_hot_batches(fasta, fai, batches, ens.seq_length)
-        for lo, x in tqdm(zip(range(0, len(win.starts), batch_size), stream),
-                          total=len(batches), unit="batch", desc=f"shard {shard}",
-                          mininterval=5):
-            groups = _fold_groups(folds, win, slice(lo, lo + len(x)), ens, sizes)
-            stats = [y for y in moments(x, groups) if y is not None]
-            _stitch_batch(lo, stats, win, stitchers, tiling, pieces, columns)
+        with Progress(len(win.starts), f"predict shard {shard}/{shards}", "windows") as progress:
+            for lo, x in zip(range(0, len(win.starts), batch_size), stream):
+                groups = _fold_groups(folds, win, slice(lo, lo + len(x)), ens, sizes)
+                stats = [y for y in moments(x, groups) if y is not None]
+                _stitch_batch(lo, stats, win, stitchers, tiling, pieces, columns)
+                progress.update(len(x))
         columns.close()
         total_bins = int((pieces.b1 - pieces.b0).sum())
         if columns.pos != total_bins:

@@ -49,6 +49,7 @@ from seqnn.data import dna
 from seqnn.data.coverage import track_untransform
 from seqnn.data.fasta import fetch_codes, open_fasta
 from seqnn.io import atomic_path
+from seqnn.log import Progress
 from seqnn.train.runtime import set_threads
 
 log = logging.getLogger("seqnn")
@@ -233,11 +234,14 @@ def score_vcf(models: Sequence[str] | str, fasta: str, vcf: str, out_h5: str, *,
             _write_variant_table(f, variants, ens.identifiers)
             out = {k: f.create_dataset(k, (len(variants), len(ens.tracks)), np.float32,
                                        track_times=False) for k in SCORES}
-            for lo in range(0, len(variants), batch_size):
-                x_ref, x_alt = windows(fa, variants.iloc[lo : lo + batch_size], ens.seq_length)
-                mean, _ = moments(np.concatenate([x_ref, x_alt]))
-                for key, value in scores(mean[: len(x_ref)], mean[len(x_ref) :]).items():
-                    out[key][lo : lo + len(x_ref)] = value
+            with Progress(len(variants), "variants", "variants") as progress:
+                for lo in range(0, len(variants), batch_size):
+                    x_ref, x_alt = windows(fa, variants.iloc[lo : lo + batch_size],
+                                           ens.seq_length)
+                    mean, _ = moments(np.concatenate([x_ref, x_alt]))
+                    for key, value in scores(mean[: len(x_ref)], mean[len(x_ref) :]).items():
+                        out[key][lo : lo + len(x_ref)] = value
+                    progress.update(len(x_ref))
             f.attrs.update({**counts, "models": json.dumps([str(path) for path in ens.paths]),
                             "rc": bool(rc), "shifts": list(shifts),
                             "untransformed": bool(untransform),
