@@ -18,6 +18,7 @@ from helpers import YEAST
 TINY_SIZES = {"chrI": 3000, "chrII": 2500, "chrIII": 2000}
 TINY_DATA = {"seq_length": 512, "pool_width": 16, "crop_bp": 0, "folds": 3, "stride_train": 256,
              "stride_test": 512, "break_length": None, "seqs_per_tfr": 4, "seed": 1}
+TINY_MODEL = {"preset": "conv", "size": "micro"}  # takes its lengths from the data
 
 
 def tiny_values(length: int) -> np.ndarray:
@@ -60,6 +61,9 @@ def write_tiny_config(path: Path, fasta: str, targets: str, genome: dict | None 
                       **data) -> Path:
     config = {"demo": False, "genome": {"fasta": fasta, **(genome or {})}, "targets": targets,
               "data": {**TINY_DATA, **data},
+              # a model at the data's geometry (the default, the demo's config/models/demo.json,
+              # is found in the workflow's folder and wants 2,048 bp windows)
+              "model": TINY_MODEL,
               # the demo's motifs.bed does not exist here
               "evaluate": {"tss": None}, "predict": {"tss_bed": None}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -20,7 +20,7 @@ import pandas as pd
 import pyBigWig
 import pysam
 import pytest
-from conftest import TINY_SIZES, write_tiny_bigwig, write_tiny_fasta
+from conftest import TINY_MODEL, TINY_SIZES, write_tiny_bigwig, write_tiny_fasta
 
 from seqnn import SeqnnError, cli
 from seqnn.apply import ensemble as E
@@ -409,7 +409,8 @@ def test_rules_shards_gather_cross_fold(tiny, tmp_path):
                "tss_bed": "r.bed", "tss_window": 50, "threads": 1, "untransform": False}
     config = {"demo": False, "genome": {"fasta": "genome.fa"}, "targets": "targets.tsv",
               "data": {"seq_length": L, "pool_width": PW, "folds": 3, "stride_train": L,
-                       "break_length": 1000, "seed": 1}, "predict": predict}
+                       "break_length": 1000, "seed": 1}, "predict": predict,
+              "model": TINY_MODEL}  # not the demo's (2,048 bp), found in the workflow's folder
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(SNAKEFILE.format(repo=REPO))
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(tmp_path),

@@ -3,8 +3,10 @@
 `workflow/schemas/config.schema.yaml` is the one source of every key's type, default and
 meaning: `check_schema` turns the first violation of a config (or a sheet's row) into one line,
 Snakemake's `validate` fills the defaults, `complete` adds the defaults derived from other keys,
-`check` raises one SeqnnError line for settings that contradict each other, and
-`reference_markdown` writes config/README.md's key tables from the schema's descriptions.
+`check` raises one SeqnnError line for settings that contradict each other,
+`resolve_paths` finds the config's relative input paths (working directory, then the config
+file's folder, then the workflow's), and `reference_markdown` writes config/README.md's key
+tables from the schema's descriptions.
 """
 
 from __future__ import annotations
@@ -174,6 +176,116 @@ def check_files(config: dict, sheet, where: str, generated: Callable[[str], bool
         if path and not generated(path) and not os.path.isfile(path):
             raise SeqnnError(f"{path}: {what} file not found; fix the path in {where} or set "
                              "it to null")
+
+
+# ---------------------------------------------------------------------------------------------
+# Relative input paths: the working directory first, then the config file's folder, then the
+# workflow's folder (where the embedded demo's config/ lives)
+
+# (section, key) of every input path of the config besides `model` (see `_path_slots`)
+PATH_KEYS = (("genome", "fasta"), ("genome", "gaps"), ("genome", "blacklist"),
+             ("genome", "unmappable"), (None, "targets"), ("evaluate", "tss"), ("predict", "bed"),
+             ("predict", "tss_bed"), ("predict", "embed_bed"), ("interpret", "bed"),
+             ("interpret", "vcf"))
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_path(path: str | None, folders, keep: Callable[[str], bool] | None = None
+                 ) -> tuple[str | None, str | None]:
+    """Where the relative input `path` lies: `(path, None)` when it exists in the working
+    directory, is absolute, a URL, empty, or `keep(path)` (a file a rule makes); else
+    `(FOLDER/path, LABEL)` for the first `(LABEL, FOLDER)` of `folders` that holds it; else
+    `(path, None)` as given, so that the missing-file checks name it as the user wrote it."""
+    if (not isinstance(path, str) or not path or os.path.isabs(path) or _is_url(path)
+            or (keep and keep(path))):
+        return path, None
+    if os.path.exists(path):
+        return path, None
+    for label, folder in folders:
+        if not folder:
+            continue
+        candidate = os.path.normpath(os.path.join(folder, path))
+        if os.path.exists(candidate):
+            return candidate, label
+    return path, None
+
+
+def path_folders(configfiles, workflow_dir: str | None = None, sheet: str | None = None
+                 ) -> list[tuple[str, str]]:
+    """The `(label, folder)` pairs where a relative input path missing in the working directory
+    is looked for, in order: each config file's folder, the track sheet's (for its `file`
+    column), then the workflow's (`workflow_dir`, where it is a local folder)."""
+    folders = [("the config file's folder", os.path.dirname(os.path.abspath(str(f))))
+               for f in configfiles]
+    if sheet is not None:
+        folders.append(("the track sheet's folder", os.path.dirname(os.path.abspath(sheet))))
+    if workflow_dir is not None and os.path.isdir(workflow_dir):
+        folders.append(("the workflow's folder", os.path.normpath(os.path.abspath(workflow_dir))))
+    unique = {}
+    for label, folder in folders:
+        unique.setdefault(folder, label)
+    return [(label, folder) for folder, label in unique.items()]
+
+
+def _params_path(value) -> bool:
+    """Whether a config `model` string (or preset) is a params file rather than a preset name
+    (as `seqnn.model.presets.preset_file` tells them apart)."""
+    return isinstance(value, str) and (value.endswith(".json") or "/" in value or os.sep in value)
+
+
+def _path_slots(config: dict):
+    """(key name, mapping, key) of every input path of `config` (the schema's defaults filled)."""
+    for section, key in PATH_KEYS:
+        block = config if section is None else config.get(section) or {}
+        if isinstance(block.get(key), str):
+            yield (f"{section}.{key}" if section else key), block, key
+    model = config.get("model")
+    if _params_path(model):
+        yield "model", config, "model"
+    elif isinstance(model, dict) and _params_path(model.get("preset")):
+        yield "model.preset", model, "preset"
+    elif isinstance(model, dict) and isinstance(model.get("pretrained"), dict):
+        block = model["pretrained"]
+        for key in ("weights", "params", "targets"):
+            if isinstance(block.get(key), str):
+                yield f"model.pretrained.{key}", block, key
+
+
+def _found_line(what: str, given: str, path: str, label: str) -> str:
+    return (f"{what} {given}: not in the working directory ({os.getcwd()}); using {path} "
+            f"from {label}")
+
+
+def resolve_paths(config: dict, folders, keep: Callable[[str], bool] | None = None
+                  ) -> list[str]:
+    """`resolve_path` of every relative input path of `config`, in place (`folders`: the
+    config files' folders, then the workflow's, as `(label, folder)`); returns one log line per
+    path taken from one of `folders`."""
+    lines = []
+    for what, block, key in _path_slots(config):
+        path, label = resolve_path(block[key], folders, keep)
+        if label is not None:
+            lines.append(_found_line(what, block[key], path, label))
+            block[key] = path
+    return lines
+
+
+def resolve_sheet_files(sheet, where: str, folders, keep: Callable[[str], bool] | None = None
+                        ) -> list[str]:
+    """`resolve_path` of the track sheet's `file` column, in place (`sheet`: a DataFrame read
+    from `where`; `folders` as for `resolve_paths`, the sheet's own folder after the config
+    files'); returns one log line per file taken from one of `folders`."""
+    lines, files = [], []
+    for identifier, given in zip(sheet.identifier, sheet.file):
+        path, label = resolve_path(given, folders, keep)
+        if label is not None:
+            lines.append(_found_line(f"{where}: track {identifier} file", given, path, label))
+        files.append(path)
+    sheet["file"] = files
+    return lines
 
 
 def check(config: dict, tracks: list[str], where: str) -> None:

@@ -5,6 +5,7 @@ import sys
 
 import pandas as pd
 import yaml
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from seqnn import SeqnnError
@@ -14,7 +15,10 @@ from seqnn.config import (
     check_schema,
     check_sheet_schema,
     complete,
+    path_folders,
     pretrained,
+    resolve_paths,
+    resolve_sheet_files,
     selections,
 )
 from seqnn.data.coverage import check_track, open_track
@@ -35,15 +39,38 @@ def fail(message):
     sys.exit(1)
 
 
-SCHEMAS = os.path.join(str(workflow.current_basedir), "..", "schemas")  # beside this file
+# beside this file, wherever the workflow lives (a local folder, or a module from github)
+SCHEMAS = {name: workflow.source_path(f"../schemas/{name}")
+           for name in ("config.schema.yaml", "targets.schema.yaml")}
 
 
 def schema(name):
-    with open(os.path.join(SCHEMAS, name)) as f:
+    with open(SCHEMAS[name]) as f:
         return yaml.safe_load(f)
 
 
 CONFIG_NAME = ", ".join(map(str, workflow.configfiles)) or "the config"
+# the workflow's folder (Snakefile, config/), for relative paths found neither in the working
+# directory nor beside the config file (the embedded demo's config/targets.tsv...)
+WORKFLOW_DIR = os.path.join(str(workflow.current_basedir), "..", "..")
+DEMO_DIR = "resources/demo"
+
+
+def generated(path):
+    """Whether a rule of this workflow makes `path` (so it need not exist yet)."""
+    if is_url(path):
+        return True
+    return config["demo"] and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
+
+
+def resolve_inputs(resolve, *args, sheet=None):
+    """Relative input paths (`seqnn.config.resolve_paths` or `resolve_sheet_files`) taken from
+    the working directory, else the config file's folder, the sheet's, the workflow's; a line
+    in the log for each found outside the working directory."""
+    folders = path_folders(workflow.configfiles, WORKFLOW_DIR, sheet)
+    for line in resolve(*args, folders, generated):
+        logger.info(line)
+
 
 # one line per violation first; then the schema fills every default (rules read the validated
 # values directly)
@@ -52,6 +79,7 @@ try:
 except SeqnnError as e:
     fail(str(e))
 validate(config, "../schemas/config.schema.yaml")
+resolve_inputs(resolve_paths, config)
 # model: {pretrained: ...}: a published model imported once, no training; the data at its geometry
 PRETRAINED = pretrained(config)
 TRANSFER = config["transfer"]  # with model.pretrained: fine-tune it per fold instead
@@ -61,6 +89,7 @@ try:
     complete(config, CONFIG_NAME, PRETRAINED_MODEL)
     SHEET = read_sheet(config["targets"])
     check_sheet_schema(SHEET, schema("targets.schema.yaml"), config["targets"])
+    resolve_inputs(resolve_sheet_files, SHEET, config["targets"], sheet=config["targets"])
     MODEL_SHEET = SHEET
     if NO_TRAINING and PRETRAINED_MODEL["format"] == "seqnn":  # the file carries its sheet
         MODEL_SHEET = pd.DataFrame(keras_meta(PRETRAINED["weights"])["targets"])
@@ -79,7 +108,6 @@ PREDICT = config["predict"]
 INTERPRET = config["interpret"]
 LABELS = fold_labels(DATA["folds"])
 TRACKS = list(SHEET.identifier)
-DEMO_DIR = "resources/demo"
 
 
 DOWNLOADS = "resources/downloads"
@@ -97,13 +125,6 @@ for _row in SHEET.to_dict("records"):
         URLS[_row["file"]] = _row.get("sha256") if isinstance(_row.get("sha256"), str) else None
 DOWNLOAD_URLS = {os.path.basename(local(u)): u for u in URLS}
 FASTA = local(GENOME["fasta"])
-
-
-def generated(path):
-    """Whether a rule of this workflow makes `path` (so it need not exist yet)."""
-    if is_url(path):
-        return True
-    return config["demo"] and os.path.dirname(os.path.normpath(path)) == DEMO_DIR
 
 
 def check_inputs():
