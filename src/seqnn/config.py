@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jsonschema
 
 from seqnn import SeqnnError
+from seqnn.data.fetch import is_url
 
 GPU_SECTIONS = ("evaluate", "predict", "interpret")  # their `gpu` defaults to train.gpu
 GEOMETRY = ("seq_length", "pool_width", "crop_bp")
@@ -189,17 +190,13 @@ PATH_KEYS = (("genome", "fasta"), ("genome", "gaps"), ("genome", "blacklist"),
              ("interpret", "vcf"))
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path
-
-
 def resolve_path(path: str | None, folders, keep: Callable[[str], bool] | None = None
                  ) -> tuple[str | None, str | None]:
     """Where the relative input `path` lies: `(path, None)` when it exists in the working
     directory, is absolute, a URL, empty, or `keep(path)` (a file a rule makes); else
     `(FOLDER/path, LABEL)` for the first `(LABEL, FOLDER)` of `folders` that holds it; else
     `(path, None)` as given, so that the missing-file checks name it as the user wrote it."""
-    if (not isinstance(path, str) or not path or os.path.isabs(path) or _is_url(path)
+    if (not isinstance(path, str) or not path or os.path.isabs(path) or is_url(path)
             or (keep and keep(path))):
         return path, None
     if os.path.exists(path):
