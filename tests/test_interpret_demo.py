@@ -52,8 +52,9 @@ pytestmark = [pytest.mark.slow]  # 105-125 s measured on 2 shared cores (trainin
 
 # A small CNN that learns all three motifs within 5 epochs on 2 CPU cores: the first convolution
 # (15 bp, wider than a motif) pools straight to the 16 bp bins, and six dilated residual blocks
-# spread each motif's effect (+-1 kb receptive field). Measured on fold2 alone: it learnt the
-# motifs in as many epochs as config/models/demo.json's tower, at ~88 training sequences/s to
+# spread each motif's effect (+-1 kb receptive field); config/models/demo.json is the same
+# network, trained 12 epochs on one fold per model. Measured on fold2 alone: it learnt the
+# motifs in as many epochs as the earlier demo's conv tower, at ~88 training sequences/s to
 # the tower's ~63. The repressor (it only lowers `nuc`, where Poisson loss pushes least) is
 # learnt last: after 7 to over 10 epochs of fold2 alone (train seeds 0-4), after 4-5 epochs of
 # fold1 + fold2, as used here (the same steps in half the epochs and validation passes). With 4
