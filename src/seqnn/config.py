@@ -20,7 +20,6 @@ from collections.abc import Callable
 import jsonschema
 
 from seqnn import SeqnnError
-from seqnn.data.fetch import is_url
 
 GPU_SECTIONS = ("evaluate", "predict", "interpret")  # their `gpu` defaults to train.gpu
 GEOMETRY = ("seq_length", "pool_width", "crop_bp")
@@ -196,7 +195,7 @@ def resolve_path(path: str | None, folders, keep: Callable[[str], bool] | None =
     directory, is absolute, a URL, empty, or `keep(path)` (a file a rule makes); else
     `(FOLDER/path, LABEL)` for the first `(LABEL, FOLDER)` of `folders` that holds it; else
     `(path, None)` as given, so that the missing-file checks name it as the user wrote it."""
-    if (not isinstance(path, str) or not path or os.path.isabs(path) or is_url(path)
+    if (not isinstance(path, str) or not path or os.path.isabs(path) or "://" in path
             or (keep and keep(path))):
         return path, None
     if os.path.exists(path):
