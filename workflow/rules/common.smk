@@ -181,9 +181,9 @@ PRETRAINED_FILE = (
 )
 
 
-# GPU-rule jobs: one per GPU where there are GPUs; on a CPU-only local run a step's jobs share
-# the cores (seqnn.train.gpus.job_threads). A cluster run (or a job it starts) keeps the
-# configured threads.
+# Jobs of the GPU rules: one per GPU where there are GPUs; on a CPU-only local run a step's
+# jobs share the cores (seqnn.train.gpus.job_threads). A cluster run (or a job it starts) keeps
+# the configured threads.
 GPUS = count_gpus()
 LOCAL_CORES = (
     workflow._cores
