@@ -188,7 +188,8 @@ def test_merged_adapters_compute_the_same_in_the_original_architecture(name):
     before = np.asarray(adapted(x, training=False))
     merged, saved = exported(adapted, params, opts)
     after = np.asarray(merged(x, training=False))
-    assert np.abs(after - before).max() < 1e-5
+    # relative to the outputs' scale (up to ~14 here): merged weights sum in another order
+    assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
     assert saved == tiny()  # the transfer block dropped, nothing recorded
     original = build_model(saved)
     assert [w.shape for w in original.weights] == [w.shape for w in merged.weights]
