@@ -23,6 +23,7 @@ KERAS_FREE = [
     "seqnn", "seqnn.config", "seqnn.io", "seqnn.log", "seqnn.cli",
     *(f"seqnn.data.{p.stem}" for p in sorted((SRC / "data").glob("*.py"))),
     "seqnn.model.keys", "seqnn.model.defaults", "seqnn.model.geometry", "seqnn.model.spec",
+    "seqnn.model.cpu",
     "seqnn.model.params", "seqnn.model.presets", "seqnn.model.published", "seqnn.train.gpus",
     "seqnn.train.options",
     "seqnn.apply.accuracy", "seqnn.apply.attribution", "seqnn.apply.gather", "seqnn.apply.tiling",

@@ -519,10 +519,12 @@ def test_relative_shift_indexes_by_distance(rows, t):
     ("UnfoldConv1D", 1, "same"),
     ("TapConv1D", 5, "same"), ("TapConv1D", 4, "same"), ("TapConv1D", 3, "valid"),
 ])
-def test_conv_variants_equal_conv1d(cls, kernel, padding, tmp_path):
-    """UnfoldConv1D and TapConv1D: Conv1D's outputs and input and weight gradients, without
-    the op they replace, and a .keras round trip."""
+def test_conv_variants_equal_conv1d(cls, kernel, padding, tmp_path, monkeypatch):
+    """UnfoldConv1D and TapConv1D with their own kernels (SEQNN_CONV=custom): Conv1D's outputs
+    and input and weight gradients, without the op they replace, and a .keras round trip."""
     import tensorflow as tf
+
+    monkeypatch.setenv("SEQNN_CONV", "custom")
 
     x = tf.constant(np.random.default_rng(3).normal(size=(2, 40, 4)).astype("float32"))
     kw = dict(filters=6, kernel_size=kernel, padding=padding, activation="relu")

@@ -1,10 +1,16 @@
 """Convolutions with the weights and outputs of `keras.layers.Conv1D` and faster CPU gradients.
 
 Registered for `.keras` round-trips, written with `keras.ops`; inputs `[batch, length, channels]`.
+Each layer runs its own kernels only where they are the faster ones (`seqnn.model.cpu`: x86
+CPUs with AVX2 and no AVX-512, or `SEQNN_CONV=custom`) and is `Conv1D` elsewhere; the choice is
+made when a step is traced and changes no weights, saved configs or outputs beyond float
+rounding.
 """
 
 import keras
 from keras import ops
+
+from seqnn.model import cpu
 
 register = keras.saving.register_keras_serializable(package="seqnn")
 
@@ -14,8 +20,9 @@ class UnfoldConv1D(keras.layers.Conv1D):
     """`Conv1D` computed as one matrix product over unfolded windows `[B, L, kernel x channels]`.
 
     Same weights, options and outputs as `Conv1D`; on few input channels (one-hot DNA) the
-    convolution kernels use a CPU poorly and this trains the first layer about 2x faster. Stride 1
-    and dilation 1 only; lengths unknown when the model is built fall back to `Conv1D`.
+    convolution kernels use an AVX2 CPU poorly and this trains the first layer about 2x faster.
+    Stride 1 and dilation 1 only; lengths unknown when the model is built, or `Conv1D`'s kernels
+    chosen for this CPU (`seqnn.model.cpu.conv_kernels`), fall back to `Conv1D`.
 
     Args: those of `keras.layers.Conv1D`.
 
@@ -25,7 +32,8 @@ class UnfoldConv1D(keras.layers.Conv1D):
 
     def call(self, inputs):
         size, length = self.kernel_size[0], inputs.shape[1]
-        if length is None or self.strides != (1,) or self.dilation_rate != (1,):
+        if (length is None or self.strides != (1,) or self.dilation_rate != (1,)
+                or cpu.conv_kernels() != "custom"):
             return super().call(inputs)
         if self.padding == "same":
             left = (size - 1) // 2
@@ -59,10 +67,11 @@ class TapConv1D(keras.layers.Conv1D):
     """`Conv1D` whose kernel gradient is one matrix product per tap.
 
     Same weights, options, outputs and input gradients as `Conv1D` (the convolution and its
-    transpose run as before); on a CPU the convolution library's kernel gradient of a long 1D
-    convolution runs at a fifth of the matmul rate, and this computes it 2-3x faster. Stride 1,
-    dilation 1 (TensorFlow's CPU kernels have no dilated transpose), one group, known lengths
-    and no GPU; otherwise it is `Conv1D`.
+    transpose run as before); on an AVX2 CPU the convolution library's kernel gradient of a long
+    1D convolution runs at a fifth of the matmul rate, and this computes it 2-3x faster. Stride
+    1, dilation 1 (TensorFlow's CPU kernels have no dilated transpose), one group, known
+    lengths, no GPU and custom kernels chosen for this CPU (`seqnn.model.cpu.conv_kernels`);
+    otherwise it is `Conv1D`.
 
     Args: those of `keras.layers.Conv1D`.
 
@@ -73,7 +82,7 @@ class TapConv1D(keras.layers.Conv1D):
         size, length, padding = self.kernel_size[0], inputs.shape[1], self.padding
         if (length is None or self.strides != (1,) or self.dilation_rate != (1,)
                 or self.groups != 1 or padding not in ("same", "valid")
-                or keras.distribution.list_devices("gpu")):
+                or cpu.conv_kernels() != "custom" or keras.distribution.list_devices("gpu")):
             return super().call(inputs)
 
         @ops.custom_gradient
