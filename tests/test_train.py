@@ -354,7 +354,8 @@ def test_cli_train_on_basenji_names(tmp_path, capsys):
 
 def test_cli_doctor(capsys):
     assert cli.main(["doctor"]) == 0
-    assert "/physical_device:CPU:0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "/physical_device:CPU:0" in out and " convolution kernels (from " in out
     if not tf.config.list_physical_devices("GPU"):
         with pytest.raises(SystemExit) as exit_:
             cli.main(["doctor", "--gpu"])

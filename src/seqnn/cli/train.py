@@ -84,6 +84,10 @@ def _doctor(args, log) -> None:
         extra = (f"  {dev['model']} (compute capability {dev['compute_capability']})"
                  if dev.get("model") else "")
         print(f"{dev['name']}{extra}")
+    c = report["cpu"]
+    flags = ", ".join(f for f in ("avx2", "avx512f") if c[f]) or "no AVX2"
+    print(f"cpu: {c['cpu']} ({c['machine']}, {flags}): {c['conv_kernels']} convolution kernels "
+          f"(from {c['conv_kernels_from']})")
     if args.gpu:
         doctor(gpu=True)
     log.info("doctor: %d GPU(s) visible", report["gpus"])

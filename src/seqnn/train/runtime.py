@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from seqnn import SeqnnError
+from seqnn.model import cpu
 
 log = logging.getLogger("seqnn")
 
@@ -28,7 +29,8 @@ def devices() -> list[dict]:
 
 
 def doctor(gpu: bool = False) -> dict:
-    """Versions and devices; raises SeqnnError when `gpu` is asked for and none is visible."""
+    """Versions, devices and the CPU (`seqnn.model.cpu.describe`: its convolution kernels);
+    raises SeqnnError when `gpu` is asked for and none is visible."""
     found = devices()
     report = {
         "tensorflow": tf.__version__,
@@ -36,6 +38,7 @@ def doctor(gpu: bool = False) -> dict:
         "cuda_build": tf.test.is_built_with_cuda(),
         "devices": found,
         "gpus": sum(d["type"] == "GPU" for d in found),
+        "cpu": cpu.describe(),
     }
     if gpu and not report["gpus"]:
         seen = ", ".join(d["name"] for d in found)
