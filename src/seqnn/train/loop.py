@@ -220,8 +220,11 @@ def _prepare(params, data_dir, out_dir, splits, epochs, seed, mixed_precision, r
 
 def _strategy(gpu: bool, devices: list[str] | None):
     """One device, or MirroredStrategy over `devices` or every GPU when there are several."""
-    found = doctor(gpu)["devices"]
-    log.info("devices: %s", ", ".join(d.get("model") or d["name"] for d in found))
+    report = doctor(gpu)
+    found, c = report["devices"], report["cpu"]
+    log.info("devices: %s; cpu %s (avx512f %s): %s convolution kernels (%s)",
+             ", ".join(d.get("model") or d["name"] for d in found), c["cpu"], c["avx512f"],
+             c["conv_kernels"], c["conv_kernels_from"])
     if devices and len(devices) > 1:
         return tf.distribute.MirroredStrategy(devices)
     if sum(d["type"] == "GPU" for d in found) > 1:
