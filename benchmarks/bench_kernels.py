@@ -1,6 +1,7 @@
 """Custom convolution kernels against `keras.layers.Conv1D` on this CPU: prints JSON figures.
 
     python benchmarks/bench_kernels.py [--repeats 7] [--epochs 4] [--threads N] [--no-model]
+                                       [--layers NAME ...] [--baskerville]
 
 Per layer shape, one forward and backward pass (the weight gradients, and the input gradient
 for layers inside the trunk) of `seqnn.model.conv`'s kernel (run with `SEQNN_CONV=custom`)
@@ -19,8 +20,10 @@ repeats). The shapes are
 
 Then the whole demo model (`config/models/demo.json`) trained as bench_train does, one model
 traced under each choice, and `--epochs` epochs of each timed alternately: the median
-sequences per second. With the CPU's model and AVX flags, and the kernels
-`seqnn.model.cpu.conv_kernels` picks here. TensorFlow backend; about a minute on 2 cores.
+sequences per second; with `--baskerville`, also bench_train's baskerville-like model (44
+sequences an epoch, batch 4; about a minute more). With the CPU's model and AVX flags, and the
+kernels `seqnn.model.cpu.conv_kernels` picks here. TensorFlow backend; about a minute on 2
+cores.
 """
 
 import argparse
@@ -125,18 +128,18 @@ def bench_layer(name: str, repeats: int) -> dict:
     }
 
 
-def bench_model(epochs: int) -> dict:
-    """The demo model trained under each choice, epochs timed alternately."""
+def bench_model(name: str, params: dict, n: int, tracks: int, epochs: int) -> dict:
+    """Model `params` trained on `n` random sequences under each choice, epochs timed
+    alternately."""
     import keras
 
     from seqnn.model.params import target_length
-    from seqnn.model.presets import load_params
     from seqnn.train import loop as T
     from seqnn.train import options
 
-    params = load_params(os.path.join(bench_train.REPO, "config/models/demo.json"))
     opts = options.train_options(params)
-    batch, n, tracks = opts["batch_size"], 512, 4
+    batch = opts["batch_size"]
+    n = n // batch * batch
     with tempfile.TemporaryDirectory() as tmp:
         data = bench_train.training_data(tmp, n, params["model"]["seq_length"],
                                          target_length(params), tracks, batch,
@@ -157,7 +160,7 @@ def bench_model(epochs: int) -> dict:
                 times[k].append(time.perf_counter() - tic)
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     return {
-        "model": "demo", "sequences_per_epoch": n, "batch_size": batch, "epochs_timed": epochs,
+        "model": name, "sequences_per_epoch": n, "batch_size": batch, "epochs_timed": epochs,
         "custom_seq_per_s": round(rate["custom"], 1), "keras_seq_per_s": round(rate["keras"], 1),
         "custom_seq_per_s_range": [round(n / max(times["custom"]), 1),
                                    round(n / min(times["custom"]), 1)],
@@ -174,9 +177,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs per choice")
     parser.add_argument("--threads", type=int, help="TensorFlow CPU threads")
     parser.add_argument("--layers", nargs="+", choices=sorted(LAYERS), default=list(LAYERS))
-    parser.add_argument("--no-model", action="store_true", help="layers only")
+    parser.add_argument("--no-model", action="store_true", help="no demo model")
+    parser.add_argument("--baskerville", action="store_true",
+                        help="also bench_train's baskerville-like model (44 sequences/epoch)")
     args = parser.parse_args()
 
+    from seqnn.model.presets import load_params
     from seqnn.train import runtime
 
     runtime.set_threads(args.threads)
@@ -184,7 +190,11 @@ def main():
     layers = [bench_layer(name, args.repeats) for name in args.layers]
     out = {**chosen, "cpu_count": os.cpu_count(), "threads": args.threads, "layers": layers}
     if not args.no_model:
-        out["model"] = bench_model(args.epochs)
+        demo = load_params(os.path.join(bench_train.REPO, "config/models/demo.json"))
+        out["models"] = [bench_model("demo", demo, 512, 4, args.epochs)]
+    if args.baskerville:
+        out.setdefault("models", []).append(bench_model(
+            "baskerville_like", bench_train.BASKERVILLE, 44, 74, args.epochs))
     print(json.dumps(out, indent=2))
 
 
