@@ -20,10 +20,12 @@ repeats). The shapes are
 
 Then the whole demo model (`config/models/demo.json`) trained as bench_train does, one model
 traced under each choice, and `--epochs` epochs of each timed alternately: the median
-sequences per second; with `--baskerville`, also bench_train's baskerville-like model (44
-sequences an epoch, batch 4; about a minute more). With the CPU's model and AVX flags, and the
-kernels `seqnn.model.cpu.conv_kernels` picks here. TensorFlow backend; about a minute on 2
-cores.
+sequences per second; then alternating blocks of `train_on_batch` steps on one fixed batch
+(20 blocks of 10 steps; no input pipeline, so steadier on a shared machine): the median ms per
+step. With `--baskerville`, also bench_train's baskerville-like model (44 sequences an epoch,
+batch 4; 8 blocks of 3 steps; about 1.5 minutes more). With the CPU's model and AVX flags,
+and the kernels `seqnn.model.cpu.conv_kernels` picks here. TensorFlow backend; under 2 minutes
+on 2 cores.
 """
 
 import argparse
@@ -128,9 +130,11 @@ def bench_layer(name: str, repeats: int) -> dict:
     }
 
 
-def bench_model(name: str, params: dict, n: int, tracks: int, epochs: int) -> dict:
+def bench_model(name: str, params: dict, n: int, tracks: int, epochs: int, blocks: int,
+                steps: int) -> dict:
     """Model `params` trained on `n` random sequences under each choice, epochs timed
-    alternately."""
+    alternately; then `blocks` alternating blocks of `steps` `train_on_batch` steps each on
+    one fixed batch (no input pipeline: steadier than whole epochs on a shared machine)."""
     import keras
 
     from seqnn.model.params import target_length
@@ -158,6 +162,17 @@ def bench_model(name: str, params: dict, n: int, tracks: int, epochs: int) -> di
                 tic = time.perf_counter()
                 models[k].fit(**data, epochs=1, verbose=0)
                 times[k].append(time.perf_counter() - tic)
+    seqs, targets = bench_train.random_data(batch, params["model"]["seq_length"],
+                                            target_length(params), tracks)
+    x, y = np.eye(4, dtype="float32")[seqs], targets.astype("float32")
+    step_ms = {k: [] for k in models}
+    for rep in range(blocks):
+        for k in (("custom", "keras") if rep % 2 == 0 else ("keras", "custom")):
+            tic = time.perf_counter()
+            for _ in range(steps):
+                models[k].train_on_batch(x, y)
+            step_ms[k].append((time.perf_counter() - tic) * 1e3 / steps)
+    step = {k: statistics.median(v) for k, v in step_ms.items()}
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     return {
         "model": name, "sequences_per_epoch": n, "batch_size": batch, "epochs_timed": epochs,
@@ -168,6 +183,12 @@ def bench_model(name: str, params: dict, n: int, tracks: int, epochs: int) -> di
                                   round(n / min(times["keras"]), 1)],
         "keras_over_custom": round(rate["keras"] / rate["custom"], 3),
         "warmup_s": {k: round(v, 1) for k, v in warmup.items()},
+        "step_blocks": [blocks, steps],
+        "custom_step_ms": round(step["custom"], 2), "keras_step_ms": round(step["keras"], 2),
+        "custom_step_ms_range": [round(min(step_ms["custom"]), 2),
+                                 round(max(step_ms["custom"]), 2)],
+        "keras_step_ms_range": [round(min(step_ms["keras"]), 2), round(max(step_ms["keras"]), 2)],
+        "step_custom_over_keras": round(step["custom"] / step["keras"], 3),
     }
 
 
@@ -191,10 +212,10 @@ def main():
     out = {**chosen, "cpu_count": os.cpu_count(), "threads": args.threads, "layers": layers}
     if not args.no_model:
         demo = load_params(os.path.join(bench_train.REPO, "config/models/demo.json"))
-        out["models"] = [bench_model("demo", demo, 512, 4, args.epochs)]
+        out["models"] = [bench_model("demo", demo, 512, 4, args.epochs, 20, 10)]
     if args.baskerville:
         out.setdefault("models", []).append(bench_model(
-            "baskerville_like", bench_train.BASKERVILLE, 44, 74, args.epochs))
+            "baskerville_like", bench_train.BASKERVILLE, 44, 74, args.epochs, 8, 3))
     print(json.dumps(out, indent=2))
 
 
