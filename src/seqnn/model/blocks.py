@@ -52,7 +52,9 @@ def _dense(x, units, p, **kw):
     )(x)
 
 
-UNFOLD_CHANNELS = 8  # convolutions of at most this many input channels use UnfoldConv1D
+# convolutions of at most this many input channels use UnfoldConv1D, the others TapConv1D;
+# both run Conv1D's kernels unless seqnn.model.cpu picks the custom ones (AVX2 without AVX-512)
+UNFOLD_CHANNELS = 8
 
 
 def _conv(x, p, filters, kernel_size, *, dilation_rate=1, padding="same", use_bias=True):

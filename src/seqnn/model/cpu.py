@@ -4,9 +4,10 @@
 with matrix products. They were tuned where oneDNN's convolution kernels are slow, on an x86 CPU
 with AVX2 and no AVX-512 (an AMD EPYC: the first layer on one-hot DNA about 2x, the kernel
 gradient of a long 1D convolution 2-3x faster there). On an AVX-512 CPU (an AMD EPYC with
-AVX-512) oneDNN's own kernels are the faster ones, layer by layer and for the whole model
-(`benchmarks/bench_kernels.py`; figures in the README's Speed section). Elsewhere (ARM, or no
-`/proc/cpuinfo` to read the flags from) nothing was measured and `Conv1D`'s kernels run.
+AVX-512) oneDNN's own kernels are as fast or faster, by up to a quarter, layer by layer, and
+whole models are about a tie (`benchmarks/bench_kernels.py`; figures in the README's Speed
+section). Elsewhere (ARM, or no `/proc/cpuinfo` to read the flags from) nothing was measured
+and `Conv1D`'s kernels run.
 
 The rule: custom kernels on Linux x86 CPUs whose flags have `avx2` and not `avx512f`, Keras'
 own kernels otherwise; the environment variable `SEQNN_CONV=custom|keras` overrides it. The
