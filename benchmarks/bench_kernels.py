@@ -12,7 +12,8 @@ repeats). The shapes are
   batch 8; `UnfoldConv1D`);
 - baskerville_first: bench_train's baskerville-like first layer (4 -> 32, kernel 7, 131,072
   bp, batch 4; `UnfoldConv1D`);
-- demo_tower: the demo's conv_tower (32 -> 32, kernel 5, 1,024 bins, batch 8; `TapConv1D`);
+- demo_residual: the demo's first dilated residual conv (32 -> 32, kernel 3, dilation 1, 128
+  bins, batch 8; `TapConv1D`);
 - baskerville_tower: the baskerville-like res_tower's first conv (32 -> 40, kernel 5, 16,384
   bins, batch 4; `TapConv1D`);
 - yeast_tower: the yeast config's micro dilated_conv conv_tower (24 -> 28, kernel 5, 8,192
@@ -44,7 +45,7 @@ from seqnn.model import cpu
 LAYERS = {  # name: (class, input channels, filters, kernel, length, batch, input gradient)
     "demo_first": ("UnfoldConv1D", 4, 32, 15, 2048, 8, False),
     "baskerville_first": ("UnfoldConv1D", 4, 32, 7, 131072, 4, False),
-    "demo_tower": ("TapConv1D", 32, 32, 5, 1024, 8, True),
+    "demo_residual": ("TapConv1D", 32, 32, 3, 128, 8, True),
     "baskerville_tower": ("TapConv1D", 32, 40, 5, 16384, 4, True),
     "yeast_tower": ("TapConv1D", 24, 28, 5, 8192, 4, True),
 }
