@@ -4,8 +4,9 @@
 with matrix products. They were tuned where oneDNN's convolution kernels are slow, on an x86 CPU
 with AVX2 and no AVX-512 (an AMD EPYC: the first layer on one-hot DNA about 2x, the kernel
 gradient of a long 1D convolution 2-3x faster there). On an AVX-512 CPU (an AMD EPYC with
-AVX-512) oneDNN's own kernels are as fast or faster, by up to a quarter, layer by layer, and
-whole models are about a tie (`benchmarks/bench_kernels.py`; figures in the README's Speed
+AVX-512) oneDNN's own kernels are up to a quarter faster on long layers (short ones, as the
+demo's 128-bin layers, favour the custom kernels a little), and whole models differ by a few
+percent either way (`benchmarks/bench_kernels.py`; figures in the README's Speed
 section). Elsewhere (ARM, or no `/proc/cpuinfo` to read the flags from) nothing was measured
 and `Conv1D`'s kernels run.
 
