@@ -8,9 +8,10 @@ checkout's) in DIR (created; its results/, resources/ and .snakemake/ are remove
 an older checkout is measured with its own code. Prints: wall seconds, CPU seconds of every job
 (user + system of the whole process tree), cores busy on average (CPU / wall), the load average
 before and after (other work on the machine), seconds per rule from results/benchmarks/, the
-cross-validation summary (per track: mean and lowest fold test Pearson r of the single models)
-and, per motif kind, the AUROC and sign fraction of the workflow's own gradient maps
-(`seqnn.apply.motifs.demo_recovery`). Compare two checkouts by running both back to back.
+cross-validation summary (cv_summary.tsv, per track: mean test Pearson r of the fold models and
+of the fold ensembles, and the lowest fold's) and, per motif kind, the AUROC and sign fraction
+of the workflow's own gradient maps (`seqnn.apply.motifs.demo_recovery`). Compare two
+checkouts by running both back to back.
 """
 
 import argparse
@@ -44,12 +45,14 @@ def rule_seconds(results: Path) -> dict:
 
 
 def accuracy(results: Path) -> dict:
-    """Per track: mean and lowest test Pearson r of the fold models (results/eval/f*/acc.tsv)."""
-    folds = pd.concat([pd.read_csv(p, sep="\t").assign(fold=p.parent.name)
-                       for p in sorted((results / "eval").glob("f*/acc.tsv"))])
-    by_track = folds.groupby("identifier")["pearsonr"]
-    return {"mean_r": by_track.mean().round(3).to_dict(), "min_fold_r": by_track.min().round(3)
-            .to_dict()}
+    """From results/eval/cv_summary.tsv, per track: the mean test Pearson r over folds of the
+    single models and of the fold ensembles, and the lowest single fold's."""
+    summary = pd.read_csv(results / "eval/cv_summary.tsv", sep="\t")
+    r = summary[summary.metric == "pearsonr"].set_index(["model", "identifier"])
+    folds = r.filter(regex=r"^f\d+$")
+    return {"mean_r": r["mean"].loc["single"].round(3).to_dict(),
+            "ensemble_mean_r": r["mean"].loc["ensemble"].round(3).to_dict(),
+            "min_fold_r": folds.loc["single"].min(axis=1).round(3).to_dict()}
 
 
 def main():
