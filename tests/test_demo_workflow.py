@@ -157,7 +157,7 @@ def test_report_has_every_category(demo_run):
         assert data == (demo_run / path).read_bytes(), path
         assert entry["caption"].count("<p>") >= 1, path  # from workflow/report/*.rst
     config_page = (demo_run / "results/report/config.html").read_text()
-    assert "loci:\n  - chr2:100000-102048" in config_page and "epochs: 1" in config_page
+    assert "loci:\n  - chr2:100000-102048" in config_page and "shards: 1" in config_page
     assert "are computed over all bins" in html  # workflow.rst
 
 
