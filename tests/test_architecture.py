@@ -26,7 +26,8 @@ KERAS_FREE = [
     "seqnn.model.cpu",
     "seqnn.model.params", "seqnn.model.presets", "seqnn.model.published", "seqnn.train.gpus",
     "seqnn.train.options",
-    "seqnn.apply.accuracy", "seqnn.apply.attribution", "seqnn.apply.gather", "seqnn.apply.tiling",
+    "seqnn.apply.accuracy", "seqnn.apply.attribution", "seqnn.apply.gather", "seqnn.apply.motifs",
+    "seqnn.apply.tiling",
     "seqnn.plots.style", "seqnn.plots.report", "seqnn.plots.interpret",
 ]
 BLOCKER = """
