@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jsonschema
 
 from seqnn import SeqnnError
+from seqnn.io import names_params_file
 
 GPU_SECTIONS = ("evaluate", "predict", "interpret")  # their `gpu` defaults to train.gpu
 GEOMETRY = ("seq_length", "pool_width", "crop_bp")
@@ -196,13 +197,9 @@ def resolve_path(path: str | None, folders, keep: Callable[[str], bool] | None =
     `(FOLDER/path, LABEL)` for the first `(LABEL, FOLDER)` of `folders` that holds it; else
     `(path, None)` as given, so that the missing-file checks name it as the user wrote it."""
     if (not isinstance(path, str) or not path or os.path.isabs(path) or "://" in path
-            or (keep and keep(path))):
-        return path, None
-    if os.path.exists(path):
+            or (keep and keep(path)) or os.path.exists(path)):
         return path, None
     for label, folder in folders:
-        if not folder:
-            continue
         candidate = os.path.normpath(os.path.join(folder, path))
         if os.path.exists(candidate):
             return candidate, label
@@ -226,12 +223,6 @@ def path_folders(configfiles, workflow_dir: str | None = None, sheet: str | None
     return [(label, folder) for folder, label in unique.items()]
 
 
-def _params_path(value) -> bool:
-    """Whether a config `model` string (or preset) is a params file rather than a preset name
-    (as `seqnn.model.presets.preset_file` tells them apart)."""
-    return isinstance(value, str) and (value.endswith(".json") or "/" in value or os.sep in value)
-
-
 def _path_slots(config: dict):
     """(key name, mapping, key) of every input path of `config` (the schema's defaults filled)."""
     for section, key in PATH_KEYS:
@@ -239,9 +230,9 @@ def _path_slots(config: dict):
         if isinstance(block.get(key), str):
             yield (f"{section}.{key}" if section else key), block, key
     model = config.get("model")
-    if _params_path(model):
+    if names_params_file(model):
         yield "model", config, "model"
-    elif isinstance(model, dict) and _params_path(model.get("preset")):
+    elif isinstance(model, dict) and names_params_file(model.get("preset")):
         yield "model.preset", model, "preset"
     elif isinstance(model, dict) and isinstance(model.get("pretrained"), dict):
         block = model["pretrained"]

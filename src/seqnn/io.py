@@ -1,5 +1,5 @@
-"""File helpers: atomic writes, so a killed job never leaves a file that looks finished, and the
-TSV tables of results."""
+"""File helpers: atomic writes, so a killed job never leaves a file that looks finished, the TSV
+tables of results, and whether a `model` value names a params file."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from seqnn import SeqnnError
 
@@ -64,3 +65,12 @@ def write_tsv(table, path: str | os.PathLike) -> None:
     NaN as nan, atomically."""
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="nan")
+
+
+def names_params_file(value) -> bool:
+    """Whether a `model` value (config, `--preset`) names a params file rather than a preset:
+    an existing file, a `.json` name or a path with a folder."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    path = Path(value)
+    return path.is_file() or path.suffix == ".json" or len(path.parts) > 1

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from seqnn.apply.attribution import input_x_gradient
+from seqnn.data.bed import read_bed
 from seqnn.data.demo import EFFECT, motif_track
 
 
@@ -36,14 +37,6 @@ def motif_mask(motifs: pd.DataFrame, chrom: str, start: int, length: int) -> np.
     return mask
 
 
-def read_motifs(path: str) -> pd.DataFrame:
-    """A BED6 of motif occurrences (a header line starting with # allowed): chrom, start, end,
-    name, score, strand."""
-    bed = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=range(6))
-    bed.columns = ["chrom", "start", "end", "name", "score", "strand"]
-    return bed
-
-
 def motif_recovery(gradients_h5: str, motifs: pd.DataFrame,
                    track_of: Callable[[str, str], str], sign_of: Callable[[str], int],
                    stranded: tuple[str, ...] = ()) -> dict:
@@ -53,7 +46,7 @@ def motif_recovery(gradients_h5: str, motifs: pd.DataFrame,
     10 bp sum to the sign `sign_of(kind)`."""
     with h5py.File(gradients_h5, "r") as f:
         contrib = input_x_gradient(f["seqs"][:], f["grads"][:].astype(np.float32))  # [N, L, T]
-        names, strands = f["name"][:].astype(str), f["strand"][:].astype(str)
+        names, strands = f["name"][:].astype(str).tolist(), f["strand"][:].astype(str).tolist()
         chroms, starts = f["chrom"][:].astype(str), f["start"][:]
         ids = [i.decode() for i in f["identifiers"][:]]
     length = contrib.shape[1]
@@ -78,5 +71,5 @@ def motif_recovery(gradients_h5: str, motifs: pd.DataFrame,
 
 def demo_recovery(gradients_h5: str, motifs_bed: str) -> dict:
     """`motif_recovery` of the demo's motifs (motifs.bed) on the tracks they act on."""
-    return motif_recovery(gradients_h5, read_motifs(motifs_bed), motif_track, EFFECT.get,
+    return motif_recovery(gradients_h5, read_bed(motifs_bed), motif_track, EFFECT.get,
                           stranded=("promoter",))

@@ -69,6 +69,7 @@ TRACKS = [
     Track("rna_rev", "rna.rev.bw", 2, "- strand RNA upstream of promoter motifs on -"),
 ]
 
+
 def motif_track(kind: str, strand: str) -> str:
     """The track a motif kind acts on: peak, nuc, or the promoter's own strand's RNA."""
     return {"activator": "peak", "repressor": "nuc"}.get(

@@ -28,22 +28,23 @@ CHOICES = ("custom", "keras")
 X86 = ("x86_64", "amd64", "i386", "i686")
 
 
-def cpu_flags(cpuinfo: str) -> set[str]:
-    """The flags of the first processor in `/proc/cpuinfo` text (empty when it has none)."""
+def _field(cpuinfo: str, keys: tuple[str, ...]) -> str | None:
+    """The first processor's value of the first of `keys` found in `/proc/cpuinfo` text."""
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+        if sep and key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The flags of the first processor in `/proc/cpuinfo` text (empty when it has none)."""
+    return set((_field(cpuinfo, ("flags", "Features")) or "").split())
 
 
 def cpu_model(cpuinfo: str) -> str | None:
     """The first processor's model name in `/proc/cpuinfo` text."""
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() == "model name":
-            return value.strip()
-    return None
+    return _field(cpuinfo, ("model name",))
 
 
 def rule(cpuinfo: str | None, machine: str) -> str:

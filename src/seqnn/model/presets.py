@@ -12,6 +12,7 @@ import operator
 from pathlib import Path
 
 from seqnn import SeqnnError
+from seqnn.io import names_params_file
 from seqnn.model.keys import Kind
 from seqnn.model.params import model_params, target_length
 
@@ -121,9 +122,8 @@ def presets(preset_dir=PRESET_DIR) -> list[str]:
 
 def preset_file(name_or_path, preset_dir=PRESET_DIR) -> Path:
     """The params file of a preset name (`preset_dir`/NAME.json) or a params JSON path."""
-    path = Path(name_or_path)
-    if path.is_file() or path.suffix == ".json" or len(path.parts) > 1:
-        return path
+    if names_params_file(name_or_path):
+        return Path(name_or_path)
     path = Path(preset_dir) / f"{name_or_path}.json"
     if not path.is_file():
         raise SeqnnError(
